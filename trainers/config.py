@@ -1,0 +1,54 @@
+"""The frozen, strict configuration of one training run (one sweep trial)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trainers import methods, networks
+from trainers.datasets import DATASETS
+
+# one source of defaults for the Python API, the spec and the CLI (Li & Blair sec. 4)
+DEFAULT_LR = 1e-4
+DEFAULT_WEIGHT_DECAY = 1e-6
+DEFAULT_BATCH_SIZE = 100
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str = Field(description="registered method name")
+    dataset: str = Field("mnist5k", description="registered dataset name")
+    arch: str | None = Field(None, description="architecture name; None picks the dataset's default")
+    latent_dim: int = Field(8, ge=2, le=4096, description="latent dimension d")
+    lam: float | None = Field(None, ge=0.0, description="regulariser strength lambda (methods that take one)")
+    mu: float | None = Field(None, gt=0.5, description="eccentric shape mu (methods that take one)")
+    seed: int = Field(0, ge=0, description="seed for weights and batch order")
+    epochs: int = Field(5, ge=1, le=100_000, description="training epochs")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=2, description="batch size")
+    lr: float = Field(DEFAULT_LR, gt=0.0, description="Adam learning rate")
+    weight_decay: float = Field(DEFAULT_WEIGHT_DECAY, ge=0.0, description="Adam weight decay")
+    max_train: int | None = Field(None, ge=2, description="use only the first N training images")
+    eval_probe: int = Field(2000, ge=2, description="test images encoded for per-epoch eccentricity")
+    data_root: str | None = Field(None, description="folder holding on-disk datasets")
+    device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:i]'")
+
+    @model_validator(mode="after")
+    def _check_names_and_params(self) -> TrainConfig:
+        cls = methods.get(self.method)
+        DATASETS.get(self.dataset)
+        if self.arch is not None:
+            networks.get(self.arch)
+        if self.lam is not None and not cls.takes_lambda:
+            raise ValueError(f"method {self.method!r} takes no lambda")
+        if self.mu is not None and not cls.takes_mu:
+            raise ValueError(f"method {self.method!r} takes no mu")
+        return self
+
+    @property
+    def effective_lambda(self) -> float:
+        return 0.0 if self.lam is None else self.lam
+
+    @property
+    def effective_mu(self) -> float | None:
+        cls = methods.get(self.method)
+        return self.mu if self.mu is not None else cls.default_mu

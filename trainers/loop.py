@@ -1,0 +1,182 @@
+"""The training loop: data held on the device as one uint8 tensor, batches drawn there, a ``report`` callback.
+
+``report(metrics, state)`` is called once per epoch; ``state`` is everything needed to resume exactly
+(model, optimisers, epoch, RNG, lambda). The caller decides where to store it; this module knows nothing of
+Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from evaluators import names
+from evaluators.metric_eccentricity import eccentricity_from_spectrum, latent_covariance, spectrum
+from evaluators.metric_recon import recon_mse
+from trainers import datasets, methods, networks
+from trainers.config import TrainConfig
+from trainers.datasets import ImageData
+from trainers.methods.base import AutoencoderMethod
+
+Report = Callable[[dict[str, float], dict[str, Any]], None]
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; retrying from a checkpoint would diverge again."""
+
+
+@dataclass
+class TrainResult:
+    model: AutoencoderMethod
+    data: ImageData
+    metrics: dict[str, float]
+    spectrum: list[float]
+    test_z: torch.Tensor
+    epochs_run: int
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_dataset(name: str, data_root: str | None) -> ImageData:
+    """One copy per process, so a reused Ray actor does not reload between trials."""
+    return datasets.load(name, data_root)
+
+
+def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int]) -> AutoencoderMethod:
+    arch_name = cfg.arch or datasets.DATASETS.get(cfg.dataset).default_arch
+    arch = networks.get(arch_name)
+    if tuple(arch.image_shape) != tuple(image_shape):
+        raise ValueError(
+            f"architecture {arch_name!r} expects images {arch.image_shape}, dataset {cfg.dataset!r} has {image_shape}"
+        )
+    cls = methods.get(cfg.method)
+    return cls(arch, cfg.latent_dim, cfg.effective_lambda, cfg.effective_mu)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0)
+
+
+@torch.no_grad()
+def encode_images(model: AutoencoderMethod, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Deterministic encodings (eval mode) of uint8 images already on the model's device."""
+    was_training = model.training
+    model.eval()
+    out = [model.encode(to_unit(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).float()
+
+
+@torch.no_grad()
+def evaluate(model: AutoencoderMethod, x: torch.Tensor, batch_size: int = 500) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    """Eccentricity and spectrum of the encodings, and reconstruction MSE per pixel, on uint8 images ``x``."""
+    was_training = model.training
+    model.eval()
+    zs, sq = [], 0.0
+    for i in range(0, len(x), batch_size):
+        xb = to_unit(x[i : i + batch_size])
+        z = model.encode(xb)
+        zs.append(z.float())
+        sq += recon_mse(xb, model.decode(z)) * xb.numel()
+    model.train(was_training)
+    z = torch.cat(zs)
+    ev = spectrum(latent_covariance(z))
+    metrics = {
+        names.EVAL_ECCENTRICITY: eccentricity_from_spectrum(ev),
+        names.EVAL_RECON_MSE: sq / x.numel(),
+        names.EVAL_TRACE: float(ev.sum()),
+    }
+    return metrics, ev, z.cpu()
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    state = {"batch_order": gen.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
+    gen.set_state(state["batch_order"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(
+    cfg: TrainConfig,
+    report: Report | None = None,
+    resume_state: dict[str, Any] | None = None,
+    data: ImageData | None = None,
+) -> TrainResult:
+    device = resolve_device(cfg.device)
+    data = data if data is not None else cached_dataset(cfg.dataset, cfg.data_root)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data.image_shape).to(device)
+    optimizers = model.configure_optimizers(cfg.lr, cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    start_epoch = 1
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        for opt, st in zip(optimizers, resume_state["optimizers"], strict=True):
+            opt.load_state_dict(st)
+        model.lam = float(resume_state["lam"])
+        _set_rng_state(gen, resume_state["rng"])
+        start_epoch = int(resume_state["epoch"]) + 1
+
+    train_x = data.train_x[: cfg.max_train].to(device)
+    probe_x = data.test_x[: cfg.eval_probe].to(device)
+    n = len(train_x)
+    n_batches = n // cfg.batch_size
+    if n_batches == 0:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n} training images")
+
+    model.train()
+    metrics: dict[str, float] = {}
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen).to(device)
+        sums = torch.zeros(3, device=device)
+        for b in range(n_batches):
+            xb = to_unit(train_x[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]])
+            out = model.train_step(xb, optimizers)
+            sums += torch.stack([out.loss.detach(), out.recon.detach(), out.reg.detach()])
+        means = (sums / n_batches).tolist()
+        if not all(math.isfinite(v) for v in means):
+            raise DivergedError(f"loss became {means[0]} in epoch {epoch} (lambda={model.lam:g})")
+        elapsed = time.perf_counter() - t0
+        eval_metrics, _, _ = evaluate(model, probe_x)
+        metrics = {
+            "epoch": float(epoch),
+            names.TRAIN_LOSS: means[0],
+            names.TRAIN_RECON: means[1],
+            names.TRAIN_REG: means[2],
+            names.TRAIN_EPOCH_TIME: elapsed,
+            names.TRAIN_IMAGES_PER_S: n_batches * cfg.batch_size / elapsed,
+            **eval_metrics,
+        }
+        if report is not None:
+            state = {
+                "model": model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers],
+                "epoch": epoch,
+                "lam": model.lam,
+                "rng": _rng_state(gen),
+            }
+            report(metrics, state)
+
+    final, ev, test_z = evaluate(model, data.test_x.to(device))
+    metrics = {**metrics, **final}
+    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs)

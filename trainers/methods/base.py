@@ -1,0 +1,74 @@
+"""The interface every method implements: encode, decode, a regulariser and (optionally) its own step."""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from trainers.networks import Architecture
+
+
+class MethodOutput(NamedTuple):
+    loss: torch.Tensor
+    recon: torch.Tensor
+    reg: torch.Tensor
+
+
+def recon_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # L2 reconstruction (Li & Blair sec. 4): squared error summed over pixels, averaged over the batch
+    return ((x_hat - x) ** 2).flatten(1).sum(dim=1).mean()
+
+
+class AutoencoderMethod(nn.Module):
+    """An autoencoder plus its latent regulariser. Subclasses set the class flags and override ``regulariser``."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    takes_lambda: ClassVar[bool] = True
+    takes_mu: ClassVar[bool] = False
+    default_mu: ClassVar[float | None] = None
+    encoder_out_factor: ClassVar[int] = 1
+
+    def __init__(self, arch: Architecture, latent_dim: int, lam: float = 0.0, mu: float | None = None):
+        super().__init__()
+        if latent_dim < 2:
+            raise ValueError(f"latent_dim must be >= 2, got {latent_dim}")
+        if lam < 0:
+            raise ValueError(f"lambda must be >= 0, got {lam}")
+        self.arch = arch
+        self.latent_dim = latent_dim
+        self.lam = float(lam)
+        self.mu = mu if mu is not None else self.default_mu
+        self.encoder, self.decoder = arch.build(latent_dim * self.encoder_out_factor, latent_dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic encoding used for evaluation, sampling and cross-run analysis."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def regulariser(self, z: torch.Tensor) -> torch.Tensor:
+        return z.new_zeros(())
+
+    def training_latent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def compute_loss(self, x: torch.Tensor) -> MethodOutput:
+        z = self.training_latent(x)
+        recon = recon_loss(self.decode(z), x)
+        reg = self.regulariser(z)
+        return MethodOutput(recon + self.lam * reg, recon, reg)
+
+    def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+
+    def train_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> MethodOutput:
+        (opt,) = optimizers
+        opt.zero_grad(set_to_none=True)
+        out = self.compute_loss(x)
+        out.loss.backward()
+        opt.step()
+        return out
