@@ -1,0 +1,104 @@
+"""`esweep`: run sweeps, browse the leaderboard, open the MLflow UI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+
+from sweep import leaderboard as lb
+from sweep.spec import SpecError, builtin_specs, load_spec
+from sweep.tracking import Store, artifact_root_for, resolve_tracking_uri
+
+EXIT_BAD_INPUT = 2
+EXIT_TRIALS_FAILED = 1
+
+tracking_option = click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db)."
+)
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Sweeps and benchmarks for regularised autoencoders, on Ray, recorded in MLflow."""
+
+
+@main.command()
+@click.argument("spec", required=False, default="quickstart")
+@tracking_option
+@click.option("--storage-path", default=None, help="Ray results and checkpoints folder (default ./esweep-results).")
+@click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
+@click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+def run(spec, tracking_uri, storage_path, address, num_cpus, verbose):
+    """Run SPEC (a YAML file or a built-in name; default: quickstart) and print its leaderboard."""
+    try:
+        parsed = load_spec(spec)
+    except SpecError as exc:
+        fail(str(exc))
+    from sweep.orchestrate import run_sweep  # Ray is imported only once the spec is known to be good
+
+    console = Console()
+    outcome = run_sweep(
+        parsed, tracking_uri=tracking_uri, storage_path=storage_path, address=address,
+        verbose=verbose, console=console, num_cpus=num_cpus,
+    )
+    console.print(f"\nsweep {outcome.sweep_id} finished in {outcome.wall_time_s:.0f} s; leaderboard from MLflow:\n")
+    _, board = lb.leaderboard(Store(outcome.tracking_uri), outcome.sweep_id)
+    click.echo(lb.render(board, "table"))
+    if outcome.n_failed:
+        console.print(f"\n[red]{outcome.n_failed} trial(s) failed[/red]: " + "; ".join(
+            f"{k}: {v}" for k, v in outcome.errors.items()))
+    sys.exit(EXIT_TRIALS_FAILED if outcome.n_failed == len(outcome.statuses) else 0)
+
+
+@main.command()
+@click.argument("sweep", required=False)
+@tracking_option
+@click.option("--sort", "sort_metric", default=None, help="Sort by a metric, e.g. eval/recon_mse or eccentricity.")
+@click.option("--desc", is_flag=True, help="Sort descending.")
+@click.option("--format", "fmt", default="table", help=f"Output format: {', '.join(lb.FORMATS)}.")
+def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt):
+    """Show a sweep's leaderboard (default: the newest sweep), read from MLflow alone."""
+    if fmt not in lb.FORMATS:
+        fail(f"--format: unknown format {fmt!r}; choose one of {', '.join(lb.FORMATS)}")
+    store = Store(resolve_tracking_uri(tracking_uri))
+    try:
+        sweep_id, board = lb.leaderboard(store, sweep)
+        board = lb.sort_board(board, sort_metric, desc)
+    except lb.LeaderboardError as exc:
+        fail(str(exc))
+    if fmt == "table":
+        click.echo(f"sweep {sweep_id}")
+    click.echo(lb.render(board, fmt))
+
+
+@main.command()
+def specs():
+    """List the built-in specs."""
+    for name, text in sorted(builtin_specs().items()):
+        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        click.echo(f"{name:16s} {first}")
+
+
+@main.command()
+@tracking_option
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+def ui(tracking_uri, port):
+    """Open the MLflow UI on the same store, bound to 127.0.0.1."""
+    uri = resolve_tracking_uri(tracking_uri)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    root = artifact_root_for(uri)
+    if root:
+        cmd += ["--default-artifact-root", root]
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} for {uri}")
+    os.execv(sys.executable, cmd)
+
+

@@ -1,0 +1,185 @@
+"""Run a validated spec as Ray Tune trials; the driver owns the sweep's parent MLflow run."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ray
+import yaml
+from ray import tune
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from evaluators import names
+from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
+from sweep.tracking import Store, resolve_tracking_uri
+from sweep.trainable import run_trial
+
+DEFAULT_STORAGE = "esweep-results"
+PROGRESS_METRIC = names.EVAL_RECON_MSE
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    parent_run_id: str
+    tracking_uri: str
+    storage_path: str
+    statuses: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def n_failed(self) -> int:
+        return sum(s == "ERROR" for s in self.statuses.values())
+
+
+class Progress(tune.Callback):
+    """One status line (done / running / failed, best so far, elapsed) instead of pages of logs."""
+
+    def __init__(self, total: int, console: Console, metric: str = PROGRESS_METRIC):
+        self.total, self.console, self.metric = total, console, metric
+        self.running: set[str] = set()
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.best: float | None = None
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def __getstate__(self):  # Tune pickles callbacks with the experiment state; the terminal stays here
+        return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
+
+    def _render(self) -> Text:
+        elapsed = int(time.monotonic() - self.started)
+        best = "-" if self.best is None else f"{self.best:.4g}"
+        return Text(
+            f"trials {len(self.done)}/{self.total} done | {len(self.running)} running | {len(self.failed)} failed"
+            f" | best {self.metric} {best} | {elapsed // 60:02d}:{elapsed % 60:02d}"
+        )
+
+    def _update(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def setup(self, **info):
+        self.live = Live(self._render(), console=self.console, refresh_per_second=2)
+        self.live.start()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
+        self._update()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.metric)
+        if value is not None and (self.best is None or value < self.best):
+            self.best = float(value)
+        self._update()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.done.add(trial.trial_id)
+        self._update()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.failed.add(trial.trial_id)
+        self.console.print(f"[red]trial failed[/red] {trial.config['trial']['key']}: see `esweep leaderboard`")
+        self._update()
+
+    def on_experiment_end(self, trials, **info):
+        self._update()
+        if self.live is not None:
+            self.live.stop()
+
+
+def new_sweep_id(name: str) -> str:
+    return f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def init_ray(address: str | None, verbose: bool, num_cpus: int | None = None) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    kwargs = dict(log_to_driver=verbose, include_dashboard=False, configure_logging=verbose, logging_level="WARNING")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def trial_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> dict:
+    return {
+        "ctx": ctx,
+        "trial": tune.grid_search(
+            [{"key": t.key, "config_key": t.config_key, "train": t.train.model_dump(mode="json")} for t in trials]
+        ),
+    }
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    address: str | None = None,
+    verbose: bool = False,
+    console: Console | None = None,
+    num_cpus: int | None = None,
+) -> SweepOutcome:
+    console = console or Console()
+    t0 = time.monotonic()
+    trials = expand(spec)
+    uri = resolve_tracking_uri(tracking_uri or spec.tracking_uri)
+    storage = str(Path(storage_path or spec.storage_path or DEFAULT_STORAGE).resolve())
+    store = Store(uri)
+    experiment_id = store.experiment_id()
+    sweep_id = new_sweep_id(spec.name)
+    parent_run_id = store.create_sweep_run(
+        experiment_id,
+        sweep_id,
+        {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(len(trials)), "spec_digest": spec_digest(spec)},
+        {"esweep.storage_path": storage},
+    )
+    store.log_artifact_bytes(parent_run_id, "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json")).encode())
+    console.print(f"sweep [bold]{sweep_id}[/bold]: {len(trials)} trials -> MLflow {uri}")
+
+    init_ray(address, verbose, num_cpus)
+    ctx = {"tracking_uri": uri, "experiment_id": experiment_id, "sweep_id": sweep_id, "parent_run_id": parent_run_id}
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, resources),
+        param_space=trial_param_space(spec, trials, ctx),
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,
+            max_concurrent_trials=spec.max_concurrent,
+            trial_name_creator=lambda t: t.config["trial"]["key"],
+            trial_dirname_creator=lambda t: f"{t.config['trial']['key']}_{t.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=sweep_id,
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=1 if verbose else 0,
+            callbacks=[Progress(len(trials), console)],
+        ),
+    )
+    grid = tuner.fit()
+    outcome = SweepOutcome(sweep_id, parent_run_id, uri, storage)
+    for result in grid:
+        key = result.config["trial"]["key"]
+        outcome.statuses[key] = "ERROR" if result.error else "TERMINATED"
+        if result.error:
+            outcome.errors[key] = str(result.error).strip().splitlines()[-1][:300]
+    outcome.wall_time_s = time.monotonic() - t0
+    store.log_metrics(parent_run_id, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed})
+    store.log_artifact_bytes(parent_run_id, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
+    store.finish(parent_run_id, "FINISHED")
+    return outcome

@@ -1,0 +1,237 @@
+"""The MLflow store: one parent run per sweep, one child run per trial, found by tags (never by memory).
+
+A trial that is retried or resumed looks its run up by (sweep id, trial key) and writes into it, so restarts
+never create duplicates. Metric steps already logged are skipped on replay, so row counts stay exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import TypeVar
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from evaluators import names
+
+T = TypeVar("T")
+DEFAULT_DB = "mlflow.db"
+DEFAULT_EXPERIMENT = "esweep"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+
+
+class UnsafeNameError(ValueError):
+    """An artifact or file name that could escape its folder."""
+
+
+def safe_artifact_name(name: str) -> str:
+    """Reject path traversal (``..``, absolute paths, backslashes, percent-encoded forms) before any write."""
+    decoded = name
+    for _ in range(3):  # catch double encoding such as %252e%252e
+        decoded = urllib.parse.unquote(decoded)
+    parts = decoded.replace("\\", "/").split("/")
+    if (
+        not name
+        or decoded != name
+        or decoded.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or not _SAFE_NAME.match(decoded)
+    ):
+        raise UnsafeNameError(
+            f"artifact name {name!r} is not allowed: use letters, digits, '_', '.', '-' and '/' between parts, "
+            "with no '..', no leading '/', and no percent-encoding"
+        )
+    return name
+
+
+def default_tracking_uri(cwd: Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI if set, else a sqlite file in the working directory (absolute, so workers agree)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(cwd or Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    if uri is None:
+        return default_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:", "/", ".")) or "://" not in uri
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Artifacts beside a local sqlite file (absolute), so trials running in other folders agree."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("eccentric-sweep")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def with_retry(fn: Callable[[], T], attempts: int = 8, base_delay: float = 0.2) -> T:
+    """Retry transient store errors (sqlite 'database is locked', a server briefly away)."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except (MlflowException, OSError) as exc:
+            transient = any(
+                s in str(exc).lower()
+                for s in ("database is locked", "connection", "temporarily", "timed out", "503", "502", "max retries")
+            )
+            if not transient or i == attempts - 1:
+                raise
+            time.sleep(base_delay * 2**i)
+    raise AssertionError("unreachable")
+
+
+class Store:
+    def __init__(self, tracking_uri: str):
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+
+    # experiments and runs -------------------------------------------------------------------------
+    def experiment_id(self, name: str = DEFAULT_EXPERIMENT) -> str:
+        exp = with_retry(lambda: self.client.get_experiment_by_name(name))
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return with_retry(lambda: self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri)))
+        except MlflowException:  # created concurrently by another process
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def find_runs(self, filter_string: str, experiment_ids: list[str] | None = None, max_results: int = 5000):
+        ids = experiment_ids or [e.experiment_id for e in self.client.search_experiments()]
+        return with_retry(lambda: self.client.search_runs(ids, filter_string, max_results=max_results))
+
+    def sweep_run(self, sweep: str):
+        """The parent run of a sweep, by sweep id or (newest) by name."""
+        role = f"tags.`{names.T_ROLE}` = '{names.ROLE_SWEEP}'"
+        for flt in (f"tags.`{names.T_SWEEP_ID}` = '{sweep}'", f"attributes.run_name = '{sweep}'"):
+            runs = self.find_runs(f"{role} and {flt}")
+            if runs:
+                return max(runs, key=lambda r: r.info.start_time)
+        return None
+
+    def latest_sweep_run(self):
+        runs = self.find_runs(f"tags.`{names.T_ROLE}` = '{names.ROLE_SWEEP}'")
+        return max(runs, key=lambda r: r.info.start_time) if runs else None
+
+    def trial_runs(self, sweep_id: str):
+        return self.find_runs(
+            f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_TRIAL}'"
+        )
+
+    def create_sweep_run(self, experiment_id: str, sweep_id: str, params: dict[str, str], tags: dict[str, str]) -> str:
+        run = with_retry(
+            lambda: self.client.create_run(
+                experiment_id,
+                run_name=sweep_id,
+                tags={names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_SWEEP, **self.provenance(), **tags},
+            )
+        )
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def find_or_create_trial_run(
+        self,
+        experiment_id: str,
+        sweep_id: str,
+        parent_run_id: str,
+        trial_key: str,
+        run_name: str,
+        params: dict[str, str],
+        tags: dict[str, str],
+    ):
+        flt = f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_TRIAL_KEY}` = '{trial_key}'"
+        existing = self.find_runs(flt, [experiment_id])
+        if existing:
+            run = min(existing, key=lambda r: r.info.start_time)
+            with_retry(lambda: self.client.update_run(run.info.run_id, status="RUNNING"))
+            return run
+        run = with_retry(
+            lambda: self.client.create_run(
+                experiment_id,
+                run_name=run_name,
+                tags={
+                    names.T_SWEEP_ID: sweep_id,
+                    names.T_TRIAL_KEY: trial_key,
+                    names.T_ROLE: names.ROLE_TRIAL,
+                    "mlflow.parentRunId": parent_run_id,
+                    **self.provenance(),
+                    **tags,
+                },
+            )
+        )
+        self.log_params(run.info.run_id, params)
+        return run
+
+    @staticmethod
+    def provenance() -> dict[str, str]:
+        return {names.T_GIT_COMMIT: git_commit(), names.T_VERSION: package_version()}
+
+    # logging --------------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        batch = [Param(k, str(v)) for k, v in params.items()]
+        if batch:
+            with_retry(lambda: self.client.log_batch(run_id, params=batch))
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        with_retry(lambda: self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        for i in range(0, len(batch), 900):  # MLflow's per-batch limit is 1000 metrics
+            chunk = batch[i : i + 900]
+            with_retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
+
+    def last_logged_step(self, run_id: str, key: str) -> int:
+        history = with_retry(lambda: self.client.get_metric_history(run_id, key))
+        return max((m.step for m in history), default=-1)
+
+    def log_artifact_bytes(self, run_id: str, name: str, data: bytes) -> None:
+        safe_artifact_name(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_bytes(data)
+            parent = str(Path(name).parent)
+            with_retry(lambda: self.client.log_artifact(run_id, str(path), None if parent == "." else parent))
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        with_retry(lambda: self.client.set_terminated(run_id, status=status))
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        self.set_tags(run_id, {names.T_FAILURE: reason[:4000], names.T_STATUS: "failed"})
+        self.finish(run_id, "FAILED")

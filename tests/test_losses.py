@@ -1,0 +1,68 @@
+"""The eccentric loss: formula, reference agreement, and the paper's sphere property (Li & Blair sec. 2-3)."""
+
+import math
+
+import pytest
+import torch
+
+from trainers.losses import eccentric_M, eccentric_loss
+
+
+def reference_eccentric_loss(z, scale=1):
+    """Li & Blair appendix A.3, verbatim apart from formatting (the oracle for our vectorised version)."""
+    x0 = torch.squeeze(z)
+    x1 = x0.transpose(0, 1)
+    batch = x0.size()[0]
+    dim = x0.size()[1]
+    norm = 2 * dim * (1 + 1 / (2 * scale * (dim - 1))) / (2 * scale - 1)
+    xx = torch.bmm(x0.view(batch, 1, dim), x0.view(batch, dim, 1)).squeeze(2)
+    xx0 = xx.expand(batch, batch)
+    xx1 = xx0.transpose(0, 1)
+    xy = xx0 + xx1 - 2 * torch.matmul(x0, x1)
+    result = torch.sum(xx) - scale * norm * torch.sum(torch.log(1 + xy / norm)) / batch
+    return result / (batch - 1)
+
+
+@pytest.mark.parametrize(("mu", "d", "expected"), [(1.0, 64, 129.0159), (1.5, 64, 64.508), (64.5, 64, 0.5040)])
+def test_M_formula(mu, d, expected):
+    assert eccentric_M(mu, d) == pytest.approx(expected, rel=1e-3)
+
+
+def test_M_paper_value_mu1_d64():
+    assert round(eccentric_M(1.0, 64), 2) == 129.02
+
+
+@pytest.mark.parametrize("mu", [1.0, 4.5, 64.5])
+@pytest.mark.parametrize("d", [2, 8, 64])
+def test_matches_reference_code(mu, d):
+    z = torch.randn(50, d, dtype=torch.float64) * 1.7
+    assert eccentric_loss(z, mu).item() == pytest.approx(reference_eccentric_loss(z, mu).item(), rel=1e-9, abs=1e-9)
+
+
+def test_finite_for_coincident_points():
+    z = torch.ones(10, 8, requires_grad=True)
+    loss = eccentric_loss(z, 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize(("mu", "d"), [(0.5, 8), (0.2, 8), (1.0, 1)])
+def test_bad_parameters_rejected(mu, d):
+    with pytest.raises(ValueError, match="mu|dimension"):
+        eccentric_loss(torch.randn(10, d), mu)
+
+
+def test_loss_alone_drives_points_to_sphere_of_radius_sqrt_d():
+    """Sec. 3: minimising l_mu over free points gives a sphere of radius sqrt(d); sec. 3.3: l ~ d(1 - 2 ln 2)."""
+    torch.manual_seed(0)
+    d, n = 64, 400
+    z = (torch.randn(n, d) * 0.3).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(1500):
+        opt.zero_grad()
+        loss = eccentric_loss(z, 1.0)
+        loss.backward()
+        opt.step()
+    radii = z.detach().norm(dim=1)
+    assert (radii / math.sqrt(d) - 1).abs().max() < 0.01
+    assert loss.item() == pytest.approx(d * (1 - 2 * math.log(2)), rel=0.03)
