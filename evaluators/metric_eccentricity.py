@@ -27,3 +27,15 @@ def eccentricity_from_spectrum(eigenvalues: torch.Tensor) -> float:
 
 def eccentricity(z: torch.Tensor) -> float:
     return eccentricity_from_spectrum(spectrum(latent_covariance(z)))
+
+
+def principal_axes(train_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, eigenvectors as columns, eigenvalues) of the training encodings, eigenvalues decreasing (sec. 4.1)."""
+    cov = latent_covariance(train_z)
+    evals, evecs = torch.linalg.eigh(cov)
+    return train_z.detach().to(torch.float64).mean(dim=0), evecs.flip(1), evals.flip(0)
+
+
+def to_principal(z: torch.Tensor, mean: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    # shift by the training mean and rotate onto the principal axes (sec. 4.1)
+    return (z.detach().to(torch.float64) - mean) @ axes

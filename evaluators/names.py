@@ -7,6 +7,13 @@ TRAIN_REG = "train/reg"
 TRAIN_EPOCH_TIME = "train/epoch_time_s"
 TRAIN_IMAGES_PER_S = "train/images_per_s"
 
+# lambda control (Li & Blair sec. 5): per epoch the current lambda and running estimates, at the end the outcome
+CONTROL_LAMBDA = "control/lambda"
+CONTROL_ECC_ESTIMATE = "control/ecc_estimate"
+CONTROL_REG_ESTIMATE = "control/reg_estimate"
+CONTROL_FINAL_LAMBDA = "control/final_lambda"
+CONTROL_ABS_ERROR = "control/abs_error"
+
 # evaluation on the test set
 EVAL_ECCENTRICITY = "eval/eccentricity"
 EVAL_RECON_MSE = "eval/recon_mse"
@@ -40,3 +47,67 @@ ROLE_SWEEP = "sweep"
 ROLE_TRIAL = "trial"
 
 ARTIFACT_SPECTRUM = "spectrum.json"
+
+# --- evaluators (issue 4) ---------------------------------------------------------------------------------
+# FID of decoded samples against the test set, one metric per latent sampler ("eval/fid/standard", ...)
+EVAL_FID_PREFIX = "eval/fid/"
+# KNN error (percent) on the latents vs labelled subset size, Table 2 ("eval/knn_error_pct/100")
+EVAL_KNN_ERROR_PREFIX = "eval/knn_error_pct/"
+EVAL_KNN_ERROR_STD_PREFIX = "eval/knn_error_pct_std/"
+# attribute datasets, Table 3: error (percent) averaged over attributes
+EVAL_ATTR_DT1_ERROR = "eval/attr/dt1_error_pct"
+EVAL_ATTR_DT8_ERROR = "eval/attr/dt8_error_pct"
+EVAL_ATTR_KNN20_ERROR = "eval/attr/knn20_error_pct"
+EVAL_ATTR_MAJORITY_ERROR = "eval/attr/majority_error_pct"
+
+# cross-run analysis over seeds of one configuration (sec. 4.2, Table 1; first version's Table 2)
+XRUN_ANGLE_RAW = "xrun/angle_raw_deg"
+XRUN_ANGLE_RAW_STD = "xrun/angle_raw_deg_std"
+XRUN_ANGLE_ALIGNED = "xrun/angle_aligned_deg"
+XRUN_ANGLE_ALIGNED_STD = "xrun/angle_aligned_deg_std"
+XRUN_RMS_RAW = "xrun/rms_distance_raw"
+XRUN_RMS_RAW_STD = "xrun/rms_distance_raw_std"
+XRUN_RMS_ALIGNED = "xrun/rms_distance_aligned"
+XRUN_RMS_ALIGNED_STD = "xrun/rms_distance_aligned_std"
+XRUN_COSINE_RAW = "xrun/cosine_raw"
+XRUN_COSINE_RAW_STD = "xrun/cosine_raw_std"
+XRUN_COSINE_ALIGNED = "xrun/cosine_aligned"
+XRUN_COSINE_ALIGNED_STD = "xrun/cosine_aligned_std"
+XRUN_PAIRS = "xrun/pairs"
+
+# evaluation parameters
+P_FID_SAMPLES = "fid_samples"
+P_FID_REFERENCE_SIZE = "fid_reference_size"
+P_FID_EXTRACTOR = "fid_extractor"
+P_FID_SKIPPED = "fid_skipped_samplers"
+P_SAMPLERS = "samplers"
+
+# evaluation artifacts (PNG plots and the HTML report)
+ARTIFACT_PLOT_SPECTRUM = "plots/spectrum.png"
+ARTIFACT_PLOT_LATENT_2D = "plots/latent_2d.png"
+ARTIFACT_PLOT_EIGEN_IMAGES = "plots/eigen_images.png"
+ARTIFACT_PLOT_COMPONENT_GRID = "plots/component_grid.png"
+ARTIFACT_PLOT_SAMPLES_PREFIX = "plots/samples_"
+ARTIFACT_PLOT_RECONSTRUCTIONS = "plots/reconstructions.png"
+ARTIFACT_PLOT_XRUN_CORRELATION = "plots/xrun_correlation.png"
+ARTIFACT_PLOT_ECC_VS_FID = "plots/eccentricity_vs_fid.png"
+ARTIFACT_REPORT = "report.html"
+ARTIFACT_TABLE_KNN = "tables/knn_vs_subset_size.csv"
+ARTIFACT_TABLE_ATTRIBUTES = "tables/attribute_errors.csv"
+ARTIFACT_TABLE_COMPONENT_GAIN = "tables/attribute_component_gain.csv"
+
+
+def eval_fid(sampler: str) -> str:
+    return f"{EVAL_FID_PREFIX}{sampler}"
+
+
+def eval_knn_error(size: int | str) -> str:
+    return f"{EVAL_KNN_ERROR_PREFIX}{size}"
+
+
+def eval_knn_error_std(size: int | str) -> str:
+    return f"{EVAL_KNN_ERROR_STD_PREFIX}{size}"
+
+
+def artifact_samples(sampler: str) -> str:
+    return f"{ARTIFACT_PLOT_SAMPLES_PREFIX}{sampler}.png"

@@ -1,0 +1,215 @@
+"""Figures of Li & Blair (Fig. 3, 5-10) and generic grids/line plots; each returns PNG bytes and optionally writes it.
+
+Matplotlib's Agg backend through the object API (``Figure``), so no global pyplot state and no display needed.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+Decode = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _png(fig: Figure, path: str | Path | None) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().to(torch.float64).numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+
+
+def _hwc(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [0, 1] or uint8 -> array imshow takes."""
+    img = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else np.clip(img, 0, 1)
+    return img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+
+
+def _images(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _image_grid_axes(fig: Figure, images: np.ndarray, nrows: int, ncols: int) -> None:
+    gray = images.shape[1] == 1
+    for i in range(nrows * ncols):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(_hwc(images[i]), cmap="gray" if gray else None, vmin=0, vmax=1)
+
+
+def spectrum_plot(spectra: Sequence[tuple[str, Sequence[float]]], title: str = "", path=None) -> bytes:
+    # Fig. 5: covariance eigenvalues in decreasing order, several runs superimposed
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for label, ev in spectra:
+        ev = np.sort(_np(ev))[::-1]
+        ax.plot(np.arange(1, len(ev) + 1), ev, marker=".", label=label)
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="principal component", ylabel="eigenvalue", title=title or "latent covariance spectrum")
+    if spectra:
+        ax.legend(fontsize="small")
+    return _png(fig, path)
+
+
+def latent_scatter_plot(p: torch.Tensor | np.ndarray, labels=None, title: str = "", path=None) -> bytes:
+    # Fig. 3: test encodings on the first two principal axes, coloured by label
+    p = _np(p)
+    fig = Figure(figsize=(5, 5))
+    ax = fig.add_subplot()
+    y = None if labels is None else _np(labels)
+    sc = ax.scatter(p[:, 0], p[:, 1] if p.shape[1] > 1 else np.zeros(len(p)), c=y, cmap="tab10", s=4, alpha=0.7)
+    if y is not None:
+        fig.colorbar(sc, ax=ax, label="label")
+    ax.set(xlabel="$p_1$", ylabel="$p_2$", title=title or "latent space (principal axes)")
+    ax.set_aspect("equal", adjustable="datalim")
+    return _png(fig, path)
+
+
+def _decode_grid(decode: Decode, z: np.ndarray, device) -> np.ndarray:
+    with torch.no_grad():
+        return decode(torch.as_tensor(z, dtype=torch.float32, device=device)).clamp(0, 1).cpu().numpy()
+
+
+def eigen_images_plot(
+    decode: Decode,
+    mean,
+    axes,
+    eigenvalues,
+    steps: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0),
+    max_components: int = 16,
+    device="cpu",
+    path=None,
+) -> bytes:
+    # Fig. 6-7: decode mean + t * sqrt(eigenvalue_k) * v_k for each principal axis k (one row per axis)
+    mean, axes, ev = _np(mean), _np(axes), _np(eigenvalues)
+    d = min(axes.shape[1], max_components)
+    z = np.stack([mean + t * np.sqrt(max(ev[k], 0.0)) * axes[:, k] for k in range(d) for t in steps])
+    imgs = _decode_grid(decode, z, device)
+    fig = Figure(figsize=(1.2 * len(steps), 1.2 * d))
+    _image_grid_axes(fig, imgs, d, len(steps))
+    for k in range(d):
+        fig.axes[k * len(steps)].set_title(f"$p_{{{k + 1}}}$", fontsize=8, loc="left")
+    fig.suptitle("eigen-images: mean + t·sqrt(λ)·v, t = " + ", ".join(f"{t:g}" for t in steps), fontsize=9)
+    return _png(fig, path)
+
+
+def component_grid_plot(
+    decode: Decode,
+    mean,
+    axes,
+    eigenvalues,
+    horizontal: Sequence[int],
+    vertical: Sequence[int],
+    scale: float = 2.0,
+    device="cpu",
+    path=None,
+) -> bytes:
+    # Fig. 8: selected components (1-based) set to ±scale·sqrt(λ) in all sign combinations, one axis set per direction
+    mean, axes, ev = _np(mean), _np(axes), _np(eigenvalues)
+
+    def offsets(components: Sequence[int]) -> list[np.ndarray]:
+        out = []
+        for signs in itertools.product((1.0, -1.0), repeat=len(components)):
+            v = np.zeros_like(mean)
+            for s, c in zip(signs, components, strict=True):
+                v += s * scale * np.sqrt(max(ev[c - 1], 0.0)) * axes[:, c - 1]
+            out.append(v)
+        return out
+
+    rows, cols = offsets(vertical), offsets(horizontal)
+    z = np.stack([mean + r + c for r in rows for c in cols])
+    imgs = _decode_grid(decode, z, device)
+    fig = Figure(figsize=(1.0 * len(cols), 1.0 * len(rows)))
+    _image_grid_axes(fig, imgs, len(rows), len(cols))
+    fig.suptitle(
+        f"horizontal: {', '.join(f'p{c}' for c in horizontal)}; vertical: {', '.join(f'p{c}' for c in vertical)}",
+        fontsize=9,
+    )
+    return _png(fig, path)
+
+
+def image_grid_plot(images, ncols: int = 8, title: str = "", path=None) -> bytes:
+    """Images (N, C, H, W), floats in [0, 1] or uint8, in a grid (samples of one sampler, say)."""
+    imgs = _images(images)
+    nrows = max(1, -(-len(imgs) // ncols))
+    fig = Figure(figsize=(1.0 * ncols, 1.0 * nrows + 0.4))
+    _image_grid_axes(fig, imgs, nrows, ncols)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _png(fig, path)
+
+
+def reconstructions_plot(originals, reconstructions, ncols: int = 8, path=None) -> bytes:
+    """Alternating rows: originals, then their reconstructions."""
+    x, xh = _images(originals)[:ncols], _images(reconstructions)[:ncols]
+    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
+    xh = xh.astype(np.float64) / 255.0 if xh.dtype == np.uint8 else xh
+    fig = Figure(figsize=(1.0 * len(x), 2.4))
+    _image_grid_axes(fig, np.concatenate([x, xh]), 2, len(x))
+    fig.suptitle("top: test images; bottom: reconstructions", fontsize=10)
+    return _png(fig, path)
+
+
+def eccentricity_vs_fid_plot(points: Sequence[tuple[str, float, float]], path=None) -> bytes:
+    # Fig. 10: one point per configuration (group label, eccentricity, FID), one colour per group
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for g, e, f in points:
+        groups.setdefault(g, []).append((e, f))
+    for g, pts in groups.items():
+        e, f = np.array(sorted(pts)).T
+        ax.plot(e, f, marker="o", label=g)
+    ax.set(xlabel="eccentricity ε", ylabel="FID", title="eccentricity vs FID")
+    if groups:
+        ax.legend(fontsize="small")
+    return _png(fig, path)
+
+
+def correlation_heatmaps_plot(before, after, path=None) -> bytes:
+    # Fig. 9: test-set correlation between two runs' principal components, before and after alignment
+    fig = Figure(figsize=(10, 4.6))
+    for i, (mat, title) in enumerate(((before, "before alignment"), (after, "after alignment"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        im = ax.imshow(_np(mat), cmap="RdBu", vmin=-1, vmax=1)
+        ax.set(title=title, xlabel="run 2 component", ylabel="run 1 component")
+    fig.colorbar(im, ax=fig.axes, shrink=0.8, label="correlation")
+    return _png(fig, path)
+
+
+def trajectories_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str = "step",
+    ylabel: str = "",
+    title: str = "",
+    target: float | None = None,
+    logy: bool = False,
+    path=None,
+) -> bytes:
+    """Metric trajectories, one line per name -> (x, y); ``target`` draws a horizontal line (lambda targeting)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for label, (x, y) in series.items():
+        ax.plot(_np(x), _np(y), marker=".", label=label)
+    if target is not None:
+        ax.axhline(target, color="gray", ls="--", lw=1, label="target")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if series or target is not None:
+        ax.legend(fontsize="small")
+    return _png(fig, path)

@@ -1,0 +1,185 @@
+"""The entry points sweep/ calls after training: one trial (FID per sampler, KNN, plots) and one configuration (cross-run).
+
+Both return plain dicts keyed by ``evaluators.names`` constants: metrics (float), params (str), artifacts (bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from evaluators import names
+from evaluators import plots as plotting
+from evaluators import sampler_latent as samplers_mod
+from evaluators.feature_extractor_inception_fidhelper import build_feature_net
+from evaluators.metric_crossrun import crossrun_metrics
+from evaluators.metric_downstream import (
+    attribute_errors,
+    knn_metrics,
+    knn_vs_subset_size,
+    single_component_gain,
+)
+from evaluators.metric_eccentricity import principal_axes, to_principal
+from evaluators.metric_fid import DEFAULT_BATCH_SIZE, DEFAULT_FID_SAMPLES, fid_of_latents, reference_stats
+from evaluators.report import render_html_report
+from trainers.datasets import ImageData
+
+GRID_SAMPLES = 64
+RECON_IMAGES = 8
+SCATTER_POINTS = 2000
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue().encode()
+
+
+def evaluate_trial(
+    model: nn.Module,
+    data: ImageData,
+    train_z: torch.Tensor,
+    test_z: torch.Tensor,
+    *,
+    samplers: Sequence[str] = ("standard", "matched"),
+    fid_samples: int = DEFAULT_FID_SAMPLES,
+    fid_reference_size: int | None = None,
+    fid_extractor: str | None = None,
+    fid_cache_dir: str | Path | None = None,
+    fid_batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    knn: bool = True,
+    knn_repeats: int = 20,
+    plots: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, float], dict[str, str], dict[str, bytes]]:
+    """Evaluate one trained model.
+
+    ``train_z``/``test_z`` encode ``data.train_x[:len(train_z)]`` and ``data.test_x[:len(test_z)]`` (labels are
+    matched by that prefix). FID compares ``fid_samples`` decoded samples per sampler with the first
+    ``fid_reference_size`` test images (all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
+    to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a param.
+    """
+    for name in samplers:
+        samplers_mod.get(name)  # fail on an unknown name before any work, listing the valid ones
+    device = torch.device(device) if device is not None else _model_device(model)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    train_z, test_z = train_z.detach().float().cpu(), test_z.detach().float().cpu()
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {names.P_SAMPLERS: ",".join(samplers), names.P_FID_SAMPLES: str(fid_samples)}
+    artifacts: dict[str, bytes] = {}
+    tables: list[tuple[str, pd.DataFrame]] = []
+
+    latents: dict[str, torch.Tensor] = {}
+    skipped = []
+    n_draw = max(fid_samples, GRID_SAMPLES if plots else 0)
+    for name in samplers:
+        try:
+            latents[name] = samplers_mod.get(name)(train_z, n_draw, generator, model) if n_draw else None
+        except samplers_mod.SamplerUnavailableError:
+            skipped.append(name)
+    if skipped:
+        params[names.P_FID_SKIPPED] = ",".join(skipped)
+
+    with _eval_mode(model):
+        if fid_samples > 0 and latents:
+            net = build_feature_net(fid_extractor, device)
+            ref_images = data.test_x if fid_reference_size is None else data.test_x[:fid_reference_size]
+            ref = reference_stats(ref_images, net, fid_cache_dir, fid_batch_size)
+            params[names.P_FID_EXTRACTOR] = net.name
+            params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
+            for name, z in latents.items():
+                res = fid_of_latents(model.decode, z[:fid_samples], ref, net, device, fid_batch_size)
+                metrics[names.eval_fid(name)] = res.fid
+
+        if knn:
+            tables += _downstream(metrics, artifacts, data, train_z, test_z, knn_repeats)
+
+        if plots:
+            _trial_plots(artifacts, model, data, train_z, test_z, latents, device)
+            if fid_samples > 0 and latents:
+                fid_rows = [(s, metrics[names.eval_fid(s)]) for s in latents]
+                tables.insert(0, (f"FID ({fid_samples} samples)", pd.DataFrame(fid_rows, columns=["sampler", "FID"])))
+            images = [(k, v) for k, v in artifacts.items() if k.endswith(".png")]
+            html = render_html_report("trial evaluation", tables, images)
+            artifacts[names.ARTIFACT_REPORT] = html.encode()
+    return metrics, params, artifacts
+
+
+def _downstream(metrics, artifacts, data: ImageData, train_z, test_z, repeats: int) -> list[tuple[str, pd.DataFrame]]:
+    train_y, test_y = data.train_y[: len(train_z)], data.test_y[: len(test_z)]
+    if train_y.ndim == 1:
+        rows = knn_vs_subset_size(train_z, train_y, test_z, test_y, repeats=repeats)
+        metrics.update(knn_metrics(rows))
+        df = pd.DataFrame([(r.size, r.k, r.error_pct, r.std_pct, r.repeats) for r in rows],
+                          columns=["labelled", "k", "error_pct", "std_pct", "repeats"])
+        artifacts[names.ARTIFACT_TABLE_KNN] = _csv(df)
+        return [("KNN error vs labelled subset size (Table 2)", df)]
+    attr_metrics, per_attr = attribute_errors(train_z, train_y, test_z, test_y)
+    metrics.update(attr_metrics)
+    labels = data.label_names or tuple(str(a) for a in range(train_y.shape[1]))
+    df = pd.DataFrame({"attribute": labels, **{k: v for k, v in per_attr.items()}})
+    mean, axes, _ = principal_axes(train_z)
+    gains = single_component_gain(to_principal(train_z, mean, axes), train_y, to_principal(test_z, mean, axes), test_y, labels)
+    gdf = pd.DataFrame([(g.attribute, f"p{g.component}", g.baseline_acc_pct, g.stump_acc_pct, g.gain_pct) for g in gains],
+                       columns=["attribute", "component", "baseline_acc_pct", "stump_acc_pct", "gain_pct"])
+    artifacts[names.ARTIFACT_TABLE_ATTRIBUTES] = _csv(df)
+    artifacts[names.ARTIFACT_TABLE_COMPONENT_GAIN] = _csv(gdf)
+    return [("attribute error % (Table 3)", df), ("best single principal component per attribute (Table 4)", gdf)]
+
+
+def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, device) -> None:
+    mean, axes, evals = principal_axes(train_z)
+    d = axes.shape[1]
+    artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot([("this run", evals)])
+    test_p = to_principal(test_z[:SCATTER_POINTS], mean, axes)
+    labels = data.test_y[: len(test_p)]
+    artifacts[names.ARTIFACT_PLOT_LATENT_2D] = plotting.latent_scatter_plot(test_p, labels if labels.ndim == 1 else None)
+    artifacts[names.ARTIFACT_PLOT_EIGEN_IMAGES] = plotting.eigen_images_plot(model.decode, mean, axes, evals, device=device)
+    comps = list(range(1, min(d, 6) + 1))
+    artifacts[names.ARTIFACT_PLOT_COMPONENT_GRID] = plotting.component_grid_plot(
+        model.decode, mean, axes, evals, horizontal=comps[0::2], vertical=comps[1::2], device=device
+    )
+    with torch.no_grad():
+        for name, z in latents.items():
+            imgs = model.decode(z[:GRID_SAMPLES].to(device)).clamp(0, 1).cpu()
+            artifacts[names.artifact_samples(name)] = plotting.image_grid_plot(imgs, title=f"samples: {name}")
+        x = data.test_x[:RECON_IMAGES].to(device).float() / 255.0
+        artifacts[names.ARTIFACT_PLOT_RECONSTRUCTIONS] = plotting.reconstructions_plot(
+            x.cpu(), model.decode(model.encode(x)).clamp(0, 1).cpu()
+        )
+
+
+def evaluate_configuration(
+    runs: Sequence[tuple[torch.Tensor, torch.Tensor]], *, plots: bool = True
+) -> tuple[dict[str, float], dict[str, bytes]]:
+    """Cross-run analysis of one configuration over seeds; each run is (train_z, test_z) of the same images."""
+    metrics, pairs = crossrun_metrics(list(runs))
+    artifacts: dict[str, bytes] = {}
+    if plots:
+        first = pairs[0]
+        artifacts[names.ARTIFACT_PLOT_XRUN_CORRELATION] = plotting.correlation_heatmaps_plot(first.corr_raw, first.corr_aligned)
+        spectra = [(f"run {i + 1}", principal_axes(tr)[2]) for i, (tr, _) in enumerate(runs)]
+        artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot(spectra, title="spectra of independent runs")
+    return metrics, artifacts
