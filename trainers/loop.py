@@ -177,6 +177,7 @@ def train(
             }
             report(metrics, state)
 
+    model.finish_training(encode_images(model, train_x))
     final, ev, test_z = evaluate(model, data.test_x.to(device))
     metrics = {**metrics, **final}
     return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs)

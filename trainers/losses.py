@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -30,3 +32,67 @@ def eccentric_loss(z: torch.Tensor, mu: float = 1.0) -> torch.Tensor:
     dist2 = (sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)).clamp_min(0.0)
     repulsion = torch.log1p(dist2 / M).sum()
     return (n * sq.sum() - mu * M * repulsion) / (n * (n - 1))
+
+
+def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, diag exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch (Kingma &
+    Welling 2014, appendix B)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+
+
+# sigma^2 scales of the IMQ kernel, as in Tolstikhin et al. 2018's released WAE code
+IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def _imq(sq_dist: torch.Tensor, d: int, scales: tuple[float, ...]) -> torch.Tensor:
+    # k(x, y) = C / (C + ||x - y||^2) with C = 2 d sigma^2 (Tolstikhin et al. sec. 4), summed over scales
+    return sum(c / (c + sq_dist) for c in (2.0 * d * s for s in scales))
+
+
+def mmd_imq(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = IMQ_SCALES) -> torch.Tensor:
+    """Unbiased MMD^2 between samples x (n, d) and y (m, d) under the multi-scale inverse multiquadratic kernel
+    (Tolstikhin et al. 2018, Algorithm 2)."""
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"mmd_imq needs two (n, d) samples of equal d, got {tuple(x.shape)} and {tuple(y.shape)}")
+    n, d = x.shape
+    m = y.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd_imq needs at least 2 points per sample, got {n} and {m}")
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"IMQ scales must be positive, got {scales}")
+    k_xx = _imq(torch.cdist(x, x).pow(2), d, scales)
+    k_yy = _imq(torch.cdist(y, y).pow(2), d, scales)
+    k_xy = _imq(torch.cdist(x, y).pow(2), d, scales)
+    # the unbiased estimator drops the diagonal self-similarities k(x_i, x_i)
+    xx = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))
+    yy = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return xx + yy - 2.0 * k_xy.mean()
+
+
+def kozachenko_leonenko_entropy(z: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Differential entropy (nats) of the sample z (n, d) by the Kozachenko-Leonenko k-nearest-neighbour estimator
+    H = psi(n) - psi(k) + log V_d + (d / n) sum_i log eps_i, eps_i the distance from z_i to its k-th neighbour
+    and V_d = pi^(d/2) / Gamma(d/2 + 1) the unit-ball volume (Ghose 2020 sec. 2.3.2; Kraskov et al. 2004 eq. 20).
+    """
+    if z.ndim != 2:
+        raise ValueError(f"kozachenko_leonenko_entropy needs (n, d) codes, got {tuple(z.shape)}")
+    n, d = z.shape
+    if not 1 <= k < n:
+        raise ValueError(f"need 1 <= k < n, got k={k} for n={n} points")
+    # exact pairwise distances: the matmul shortcut is imprecise for close neighbours, which dominate here
+    dist = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist")
+    dist = dist.masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), float("inf"))
+    eps = dist.topk(k, dim=1, largest=False).values[:, -1]
+    log_unit_ball = 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1.0)
+    const = _digamma(n) - _digamma(k) + log_unit_ball
+    # coincident codes would give log 0; the floor keeps the estimate finite
+    return const + d * eps.clamp_min(1e-12).log().mean()
+
+
+def _digamma(x: int) -> float:
+    return float(torch.special.digamma(torch.tensor(float(x), dtype=torch.float64)))
+
+
+def rae_embedding_loss(z: torch.Tensor) -> torch.Tensor:
+    """L_z = ||z||^2 / 2, averaged over the batch (Ghosh et al. 2020 sec. 4, the RAE code penalty)."""
+    return 0.5 * z.pow(2).flatten(1).sum(dim=1).mean()

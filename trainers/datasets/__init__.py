@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -64,4 +64,4 @@ def missing_files_error(dataset: str, root: Path, missing: list[str], hint: str)
     )
 
 
-from trainers.datasets import mnist  # noqa: E402,F401  (registration)
+from trainers.datasets import celeba, cifar10, digits, fashion_mnist, mnist  # noqa: E402,F401  (registration)

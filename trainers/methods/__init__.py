@@ -22,4 +22,4 @@ def get(name: str) -> type[AutoencoderMethod]:
 
 __all__ = ["METHODS", "AutoencoderMethod", "MethodOutput", "get", "register"]
 
-from trainers.methods import ae, eae  # noqa: E402,F401  (registration)
+from trainers.methods import ae, eae, entropic, gmpdm, rae_gp, rae_l2, rae_sn, sae, vae, wae_mmd  # noqa: E402,F401  (registration)

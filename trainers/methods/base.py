@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -37,6 +38,10 @@ class AutoencoderMethod(nn.Module):
             raise ValueError(f"latent_dim must be >= 2, got {latent_dim}")
         if lam < 0:
             raise ValueError(f"lambda must be >= 0, got {lam}")
+        if not self.takes_lambda and lam != 0:
+            raise ValueError(f"method {self.name!r} takes no lambda, got lambda={lam}")
+        if not self.takes_mu and mu is not None:
+            raise ValueError(f"method {self.name!r} takes no mu, got mu={mu}")
         self.arch = arch
         self.latent_dim = latent_dim
         self.lam = float(lam)
@@ -72,3 +77,11 @@ class AutoencoderMethod(nn.Module):
         out.loss.backward()
         opt.step()
         return out
+
+    def finish_training(self, train_z: torch.Tensor) -> None:
+        """Called once after the last epoch with the training set's encodings; methods with a second stage
+        (e.g. a latent generator) train it here."""
+
+    def latent_sampler(self) -> Callable[[int], torch.Tensor] | None:
+        """A learned sampler ``n -> (n, latent_dim)`` latents, or None when the method has none of its own."""
+        return None

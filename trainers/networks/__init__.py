@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -30,4 +30,4 @@ def get(name: str) -> Architecture:
     return ARCHITECTURES.get(name)
 
 
-from trainers.networks import mnist  # noqa: E402,F401  (registration)
+from trainers.networks import celeba, cifar, mlp, mnist  # noqa: E402,F401  (registration)
