@@ -109,7 +109,8 @@ def build_feature_net(name: str | None = None, device: str | torch.device = "cpu
     weights = {}
     if name == NAME_COMPAT and compat_weights_path().is_file():
         weights = {"feature_extractor_weights_path": str(compat_weights_path())}
-    fe = create_feature_extractor(name, [FEATURE_LAYER], cuda=False, verbose=False, **weights)
+    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
+    fe = create_feature_extractor(name, [layer], cuda=False, verbose=False, **weights)
     device = torch.device(device)
     fe = fe.to(device)
 

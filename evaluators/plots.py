@@ -71,9 +71,12 @@ def latent_scatter_plot(p: torch.Tensor | np.ndarray, labels=None, title: str = 
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
     y = None if labels is None else _np(labels)
-    sc = ax.scatter(p[:, 0], p[:, 1] if p.shape[1] > 1 else np.zeros(len(p)), c=y, cmap="tab10", s=4, alpha=0.7)
-    if y is not None:
-        fig.colorbar(sc, ax=ax, label="label")
+    yy = p[:, 1] if p.shape[1] > 1 else np.zeros(len(p))
+    if y is None:
+        ax.scatter(p[:, 0], yy, s=4, alpha=0.7)
+    else:
+        sc = ax.scatter(p[:, 0], yy, c=y, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+        fig.colorbar(sc, ax=ax, label="label", ticks=range(10))
     ax.set(xlabel="$p_1$", ylabel="$p_2$", title=title or "latent space (principal axes)")
     ax.set_aspect("equal", adjustable="datalim")
     return _png(fig, path)

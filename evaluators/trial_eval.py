@@ -50,6 +50,13 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def fixed_subset(n_total: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """A fixed random subset of indices (test sets may be sorted by label); all indices when n is None or too big."""
+    if n is None or n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
 def _csv(df: pd.DataFrame) -> bytes:
     buf = io.StringIO()
     df.to_csv(buf, index=False)
@@ -78,7 +85,7 @@ def evaluate_trial(
 
     ``train_z``/``test_z`` encode ``data.train_x[:len(train_z)]`` and ``data.test_x[:len(test_z)]`` (labels are
     matched by that prefix). FID compares ``fid_samples`` decoded samples per sampler with the first
-    ``fid_reference_size`` test images (all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
+    ``fid_reference_size`` test images (a fixed random subset; all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
     to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a param.
     """
     for name in samplers:
@@ -105,7 +112,7 @@ def evaluate_trial(
     with _eval_mode(model):
         if fid_samples > 0 and latents:
             net = build_feature_net(fid_extractor, device)
-            ref_images = data.test_x if fid_reference_size is None else data.test_x[:fid_reference_size]
+            ref_images = data.test_x[fixed_subset(len(data.test_x), fid_reference_size)]
             ref = reference_stats(ref_images, net, fid_cache_dir, fid_batch_size)
             params[names.P_FID_EXTRACTOR] = net.name
             params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
@@ -153,8 +160,9 @@ def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, de
     mean, axes, evals = principal_axes(train_z)
     d = axes.shape[1]
     artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot([("this run", evals)])
-    test_p = to_principal(test_z[:SCATTER_POINTS], mean, axes)
-    labels = data.test_y[: len(test_p)]
+    idx = fixed_subset(len(test_z), SCATTER_POINTS)
+    test_p = to_principal(test_z[idx], mean, axes)
+    labels = data.test_y[idx]
     artifacts[names.ARTIFACT_PLOT_LATENT_2D] = plotting.latent_scatter_plot(test_p, labels if labels.ndim == 1 else None)
     artifacts[names.ARTIFACT_PLOT_EIGEN_IMAGES] = plotting.eigen_images_plot(model.decode, mean, axes, evals, device=device)
     comps = list(range(1, min(d, 6) + 1))
@@ -165,7 +173,7 @@ def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, de
         for name, z in latents.items():
             imgs = model.decode(z[:GRID_SAMPLES].to(device)).clamp(0, 1).cpu()
             artifacts[names.artifact_samples(name)] = plotting.image_grid_plot(imgs, title=f"samples: {name}")
-        x = data.test_x[:RECON_IMAGES].to(device).float() / 255.0
+        x = data.test_x[fixed_subset(len(data.test_x), RECON_IMAGES)].to(device).float() / 255.0
         artifacts[names.ARTIFACT_PLOT_RECONSTRUCTIONS] = plotting.reconstructions_plot(
             x.cpu(), model.decode(model.encode(x)).clamp(0, 1).cpu()
         )

@@ -52,3 +52,9 @@ def mnist5k():
 def pixel_net():
     fe = PixelFeatures(PIXELS_EXTRACTOR, ["192"])
     return FeatureNet(PIXELS_EXTRACTOR, lambda x: fe(x)[0], torch.device("cpu"))
+
+
+@pytest.fixture
+def pixels_extractor() -> str:
+    """Name under which torch-fidelity knows the pixel feature network."""
+    return PIXELS_EXTRACTOR

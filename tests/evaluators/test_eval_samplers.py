@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from evaluators import sampler_latent
+from evaluators.metric_eccentricity import latent_covariance
+from evaluators.registry import UnknownNameError
+from evaluators.sampler_latent import SAMPLERS, SamplerUnavailableError
+
+
+@pytest.fixture
+def train_z():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4, 4, generator=g)
+    return torch.randn(5000, 4, generator=g) @ a + torch.tensor([1.0, -2.0, 0.5, 3.0])
+
+
+def test_registry_lists_valid_names():
+    assert SAMPLERS.names() == ["generator", "gmm", "matched", "sphere", "standard"]
+    with pytest.raises(UnknownNameError, match="valid samplers: generator, gmm, matched, sphere, standard"):
+        sampler_latent.get("uniform")
+
+
+@pytest.mark.parametrize("name", ["standard", "matched", "gmm", "sphere"])
+def test_shape_dtype_and_reproducible(name, train_z):
+    s = sampler_latent.get(name)
+    a = s(train_z, 300, torch.Generator().manual_seed(7))
+    b = s(train_z, 300, torch.Generator().manual_seed(7))
+    c = s(train_z, 300, torch.Generator().manual_seed(8))
+    assert a.shape == (300, 4) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_standard_is_standard_normal(train_z):
+    z = sampler_latent.get("standard")(train_z, 20000, torch.Generator().manual_seed(0)).double()
+    assert z.mean(0).abs().max() < 0.03
+    assert (latent_covariance(z) - torch.eye(4, dtype=torch.float64)).abs().max() < 0.05
+
+
+def test_matched_reproduces_training_mean_and_covariance(train_z):
+    z = sampler_latent.get("matched")(train_z, 40000, torch.Generator().manual_seed(0))
+    cz, ct = latent_covariance(z), latent_covariance(train_z)
+    assert torch.allclose(z.double().mean(0), train_z.double().mean(0), atol=0.05)
+    assert (cz - ct).abs().max() < 0.05 * ct.abs().max()
+
+
+def test_matched_handles_singular_covariance():
+    t = torch.randn(1000, 1).repeat(1, 3)  # rank 1
+    z = sampler_latent.get("matched")(t, 500, torch.Generator().manual_seed(0))
+    assert torch.isfinite(z).all()
+    assert torch.allclose(z[:, 0], z[:, 2], atol=1e-4)  # stays on the training data's line
+
+
+def test_gmm_fits_well_separated_clusters_and_is_shuffled():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-10.0, 0.0], [10.0, 0.0]])
+    t = torch.cat([centres[0] + torch.randn(1000, 2, generator=g), centres[1] + torch.randn(1000, 2, generator=g)])
+    z = sampler_latent.get("gmm")(t, 400, torch.Generator().manual_seed(1))
+    # samples sit near the clusters, never in the empty middle, and both clusters appear in any prefix
+    assert (z[:, 0].abs() > 5).all()
+    assert (z[:40, 0] < 0).any() and (z[:40, 0] > 0).any()
+
+
+def test_sphere_follows_algorithm_1():
+    t = torch.randn(1000, 6)
+    t = 2.0 * (t - t.mean(1, keepdim=True)) / (t - t.mean(1, keepdim=True)).norm(dim=1, keepdim=True)
+    z = sampler_latent.get("sphere")(t, 300, torch.Generator().manual_seed(0))
+    assert torch.allclose(z.mean(1), torch.zeros(300), atol=1e-5)  # centred over the entries
+    assert torch.allclose(z.norm(dim=1), torch.full((300,), 2.0), atol=1e-5)  # radius of the training codes
+
+
+class WithSampler(torch.nn.Module):
+    def latent_sampler(self):
+        return lambda n: torch.rand(n, 4) + 10.0
+
+
+class WithoutSampler(torch.nn.Module):
+    def latent_sampler(self):
+        return None
+
+
+def test_generator_uses_models_sampler_reproducibly_without_touching_global_rng(train_z):
+    s = sampler_latent.get("generator")
+    before = torch.get_rng_state()
+    a = s(train_z, 50, torch.Generator().manual_seed(3), WithSampler())
+    b = s(train_z, 50, torch.Generator().manual_seed(3), WithSampler())
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.shape == (50, 4) and torch.equal(a, b) and (a >= 10).all()
+
+
+@pytest.mark.parametrize("model", [WithoutSampler(), torch.nn.Linear(2, 2), None])
+def test_generator_unavailable_without_latent_sampler(model, train_z):
+    with pytest.raises(SamplerUnavailableError, match="no latent sampler"):
+        sampler_latent.get("generator")(train_z, 5, torch.Generator(), model)
+
+
+def test_bad_inputs_rejected(train_z):
+    with pytest.raises(ValueError, match="n must be"):
+        sampler_latent.get("standard")(train_z, 0, torch.Generator())
+    with pytest.raises(ValueError, match="train_z must"):
+        sampler_latent.get("matched")(torch.zeros(5), 3, torch.Generator())

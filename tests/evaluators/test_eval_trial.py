@@ -1,0 +1,118 @@
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from evaluators import names
+from evaluators.registry import UnknownNameError
+from evaluators.trial_eval import evaluate_configuration, evaluate_trial, fixed_subset
+from trainers import methods, networks
+from trainers.loop import encode_images
+
+
+class EAEWithOwnSampler(methods.get("eae")):
+    """An EAE whose latent_sampler draws from a fixed Gaussian, as a method with a learned prior would."""
+
+    def latent_sampler(self):
+        return lambda n: torch.randn(n, self.latent_dim)
+
+
+@pytest.fixture(scope="module")
+def trial(mnist5k):
+    torch.manual_seed(0)
+    model = methods.get("eae")(networks.get("mnist-conv"), 4, 0.01, 1.0)
+    train_z = encode_images(model, mnist5k.train_x[:600])
+    test_z = encode_images(model, mnist5k.test_x)
+    return model, train_z, test_z
+
+
+def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor):
+    model, train_z, test_z = trial
+    model.train()
+    metrics, params, artifacts = evaluate_trial(
+        model, mnist5k, train_z, test_z,
+        samplers=("standard", "matched", "gmm", "sphere", "generator"),
+        fid_samples=100, fid_reference_size=200, fid_extractor=pixels_extractor, fid_cache_dir=tmp_path,
+        knn_repeats=3, generator=torch.Generator().manual_seed(0),
+    )
+    assert model.training  # restored
+    for s in ("standard", "matched", "gmm", "sphere"):
+        assert metrics[names.eval_fid(s)] > 0
+    assert names.eval_fid("generator") not in metrics
+    assert params == {
+        names.P_SAMPLERS: "standard,matched,gmm,sphere,generator",
+        names.P_FID_SAMPLES: "100",
+        names.P_FID_SKIPPED: "generator",
+        names.P_FID_EXTRACTOR: pixels_extractor,
+        names.P_FID_REFERENCE_SIZE: "200",
+    }
+    # 600 training items: sizes 10, 100 and 'all' (1000, 10000 skipped)
+    assert {k for k in metrics if k.startswith(names.EVAL_KNN_ERROR_PREFIX)} == {
+        names.eval_knn_error(s) for s in (10, 100, "all")
+    }
+    assert 0 <= metrics[names.eval_knn_error("all")] < metrics[names.eval_knn_error(10)] <= 100
+    pngs = {
+        names.ARTIFACT_PLOT_SPECTRUM, names.ARTIFACT_PLOT_LATENT_2D, names.ARTIFACT_PLOT_EIGEN_IMAGES,
+        names.ARTIFACT_PLOT_COMPONENT_GRID, names.ARTIFACT_PLOT_RECONSTRUCTIONS,
+        *(names.artifact_samples(s) for s in ("standard", "matched", "gmm", "sphere")),
+    }
+    assert pngs <= set(artifacts)
+    for key in pngs:
+        Image.open(io.BytesIO(artifacts[key])).verify()
+    html = artifacts[names.ARTIFACT_REPORT].decode()
+    assert html.count("data:image/png;base64,") == len(pngs) and "Table 2" in html
+    assert artifacts[names.ARTIFACT_TABLE_KNN].decode().startswith("labelled,k,error_pct,std_pct,repeats")
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # reference statistics cached
+
+
+def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pixels_extractor):
+    model, train_z, test_z = trial
+    own = EAEWithOwnSampler(networks.get("mnist-conv"), 4, 0.01, 1.0)
+    own.load_state_dict(model.state_dict())
+    m, p, _ = evaluate_trial(
+        own, mnist5k, train_z, test_z, samplers=("matched", "generator"), fid_samples=200,
+        fid_reference_size=200, fid_extractor=pixels_extractor, fid_cache_dir=tmp_path, knn=False, plots=False,
+    )
+    assert names.P_FID_SKIPPED not in p
+    assert set(m) == {names.eval_fid("matched"), names.eval_fid("generator")}
+
+
+def test_unknown_sampler_fails_before_work(mnist5k, trial):
+    model, train_z, test_z = trial
+    with pytest.raises(UnknownNameError, match="valid samplers"):
+        evaluate_trial(model, mnist5k, train_z, test_z, samplers=("standard", "uniform"))
+
+
+def test_no_fid_no_knn_no_plots(mnist5k, trial):
+    model, train_z, test_z = trial
+    m, p, a = evaluate_trial(model, mnist5k, train_z, test_z, fid_samples=0, knn=False, plots=False)
+    assert m == {} and a == {} and p[names.P_FID_SAMPLES] == "0"
+
+
+def test_evaluate_configuration(trial):
+    _, train_z, test_z = trial
+    q, _r = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)))
+    runs = [(train_z, test_z), (train_z @ q, test_z @ q), (torch.randn_like(train_z), torch.randn_like(test_z))]
+    metrics, artifacts = evaluate_configuration(runs)
+    assert metrics[names.XRUN_PAIRS] == 3
+    assert metrics[names.XRUN_ANGLE_ALIGNED] <= metrics[names.XRUN_ANGLE_RAW] + 1e-6
+    assert {names.ARTIFACT_PLOT_XRUN_CORRELATION, names.ARTIFACT_PLOT_SPECTRUM} == set(artifacts)
+
+
+def test_fixed_subset_is_spread_and_stable():
+    idx = fixed_subset(1000, 100)
+    assert torch.equal(idx, fixed_subset(1000, 100)) and len(idx.unique()) == 100
+    assert idx.min() < 100 and idx.max() > 900
+    assert torch.equal(fixed_subset(10, None), torch.arange(10))
+
+
+@pytest.mark.slow
+def test_evaluate_trial_with_real_inception(tmp_path, mnist5k, trial):
+    model, train_z, test_z = trial
+    metrics, params, _ = evaluate_trial(
+        model, mnist5k, train_z, test_z, samplers=("matched",), fid_samples=24, fid_reference_size=24,
+        fid_cache_dir=tmp_path, knn=False, plots=False,
+    )
+    assert params[names.P_FID_EXTRACTOR] in ("inception-v3-fidhelper", "inception-v3-compat")
+    assert metrics[names.eval_fid("matched")] > 0
