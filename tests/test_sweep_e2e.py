@@ -1,0 +1,105 @@
+"""A real sweep: Ray Tune trials logging to a real MLflow store; the leaderboard read back from MLflow alone."""
+
+import json
+
+import pytest
+import ray
+from click.testing import CliRunner
+
+from evaluators import names
+from sweep.cli import main
+from sweep.leaderboard import aggregate, trial_frame
+from sweep.orchestrate import run_sweep
+from sweep.spec import parse_spec
+from sweep.tracking import Store
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(local_ray, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    spec = parse_spec(
+        {
+            "name": "e2e",
+            "dataset": "mnist5k",
+            "methods": ["ae", {"name": "eae", "lambdas": [1.0, 1e39]}],  # lambda * l_mu overflows float32: a real divergence
+            "seeds": [0, 1],
+            "epochs": 2,
+            "max_train": 300,
+            "batch_size": 50,
+            "lr": 1e-3,
+            "max_failures": 1,
+        }
+    )
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    outcome = run_sweep(spec, tracking_uri=uri, storage_path=str(root / "results"))
+    return outcome, uri
+
+
+def test_sweep_runs_every_trial_and_fails_only_the_diverged_one(finished_sweep):
+    outcome, _ = finished_sweep
+    assert len(outcome.statuses) == 6
+    failed = {k for k, s in outcome.statuses.items() if s == "ERROR"}
+    assert failed == {"eae__lam1e+39__mu1__d8__s0", "eae__lam1e+39__mu1__d8__s1"}
+
+
+def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
+    outcome, uri = finished_sweep
+    store = Store(uri)
+    runs = store.trial_runs(outcome.sweep_id)
+    assert len(runs) == 6
+    assert len({r.data.tags[names.T_TRIAL_KEY] for r in runs}) == 6
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
+        assert run.data.tags[names.T_GIT_COMMIT] and run.data.tags[names.T_VERSION]
+        assert {names.P_METHOD, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM, names.P_SEED, names.P_DATASET,
+                names.P_EPOCHS} <= set(run.data.params)
+        if run.info.status == "FINISHED":
+            history = store.client.get_metric_history(run.info.run_id, names.TRAIN_LOSS)
+            assert sorted(m.step for m in history) == [1, 2]
+            assert 0 <= run.data.metrics[names.EVAL_ECCENTRICITY] < 5
+            assert 0 < run.data.metrics[names.EVAL_RECON_MSE] < 0.5
+            spectrum = json.loads(
+                open(store.client.download_artifacts(run.info.run_id, names.ARTIFACT_SPECTRUM)).read()
+            )
+            assert len(spectrum) == 8 and spectrum == sorted(spectrum, reverse=True)
+        else:
+            assert run.info.status == "FAILED"
+            assert "diverged" in run.data.tags[names.T_FAILURE]
+    assert store.client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+
+
+def test_leaderboard_aggregates_seeds_from_mlflow(finished_sweep):
+    outcome, uri = finished_sweep
+    board = aggregate(trial_frame(Store(uri), outcome.sweep_id))
+    assert len(board) == 3
+    ok = board[board["failed"] == 0]
+    assert set(ok["seeds"]) == {2}
+    assert ok[f"{names.EVAL_ECCENTRICITY}_std"].notna().all()
+    bad = board[board["failed"] == 2].iloc[0]
+    assert bad["seeds"] == 0 and "diverged" in bad["failure"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
+def test_leaderboard_cli_exports(finished_sweep, fmt):
+    outcome, uri = finished_sweep
+    result = CliRunner().invoke(
+        main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--format", fmt, "--sort", "recon_mse"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "eae" in result.output and "ae" in result.output
+    if fmt == "csv":
+        header = result.output.splitlines()[0].split(",")
+        assert f"{names.EVAL_ECCENTRICITY}_mean" in header and "seeds" in header
+
+
+def test_leaderboard_cli_bad_sort_exits_2(finished_sweep):
+    outcome, uri = finished_sweep
+    result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--sort", "nope"])
+    assert result.exit_code == 2 and "available:" in result.output
