@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainers import methods, networks
+from trainers.control import DEFAULT_INITIAL_LAMBDA, ControlConfig, check_method
 from trainers.datasets import DATASETS
 
 # one source of defaults for the Python API, the spec and the CLI (Li & Blair sec. 4)
@@ -31,6 +32,9 @@ class TrainConfig(BaseModel):
     eval_probe: int = Field(2000, ge=2, description="test images encoded for per-epoch eccentricity")
     data_root: str | None = Field(None, description="folder holding on-disk datasets")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:i]'")
+    control: ControlConfig | None = Field(
+        None, description="regulate lambda towards a target during training; lam is then the initial lambda"
+    )
 
     @model_validator(mode="after")
     def _check_names_and_params(self) -> TrainConfig:
@@ -42,11 +46,21 @@ class TrainConfig(BaseModel):
             raise ValueError(f"method {self.method!r} takes no lambda")
         if self.mu is not None and not cls.takes_mu:
             raise ValueError(f"method {self.method!r} takes no mu")
+        if self.control is not None:
+            try:
+                check_method(self.method)
+            except ValueError as exc:
+                raise ValueError(f"control: {exc}") from None
+            lo, hi = self.control.lambda_min, self.control.lambda_max
+            if not lo <= self.effective_lambda <= hi:
+                raise ValueError(f"lam {self.effective_lambda:g} (initial lambda of control) is outside [{lo:g}, {hi:g}]")
         return self
 
     @property
     def effective_lambda(self) -> float:
-        return 0.0 if self.lam is None else self.lam
+        if self.lam is not None:
+            return self.lam
+        return DEFAULT_INITIAL_LAMBDA if self.control is not None else 0.0
 
     @property
     def effective_mu(self) -> float | None:

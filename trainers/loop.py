@@ -11,7 +11,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from evaluators.metric_eccentricity import eccentricity_from_spectrum, latent_co
 from evaluators.metric_recon import recon_mse
 from trainers import datasets, methods, networks
 from trainers.config import TrainConfig
+from trainers.control import LambdaController
 from trainers.datasets import ImageData
 from trainers.methods.base import AutoencoderMethod
 
@@ -39,6 +40,8 @@ class TrainResult:
     spectrum: list[float]
     test_z: torch.Tensor
     epochs_run: int
+    # (step, lambda, eccentricity estimate) after each step of a lambda-controlled run
+    control_trajectory: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -114,6 +117,12 @@ def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _last_latent(model: AutoencoderMethod) -> torch.Tensor:
+    if model.last_z is None:
+        raise RuntimeError(f"method {model.name!r} did not set last_z in its train step; lambda control needs it")
+    return model.last_z
+
+
 def train(
     cfg: TrainConfig,
     report: Report | None = None,
@@ -126,6 +135,7 @@ def train(
     model = build_model(cfg, data.image_shape).to(device)
     optimizers = model.configure_optimizers(cfg.lr, cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
+    controller = LambdaController(cfg.control, model.lam) if cfg.control is not None else None
 
     start_epoch = 1
     if resume_state is not None:
@@ -135,6 +145,8 @@ def train(
         model.lam = float(resume_state["lam"])
         _set_rng_state(gen, resume_state["rng"])
         start_epoch = int(resume_state["epoch"]) + 1
+        if controller is not None:
+            controller.load_state_dict(resume_state["control"])
 
     train_x = data.train_x[: cfg.max_train].to(device)
     probe_x = data.test_x[: cfg.eval_probe].to(device)
@@ -152,6 +164,8 @@ def train(
         for b in range(n_batches):
             xb = to_unit(train_x[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]])
             out = model.train_step(xb, optimizers)
+            if controller is not None:
+                model.lam = controller.update(_last_latent(model), float(out.reg.detach()))
             sums += torch.stack([out.loss.detach(), out.recon.detach(), out.reg.detach()])
         means = (sums / n_batches).tolist()
         if not all(math.isfinite(v) for v in means):
@@ -167,6 +181,10 @@ def train(
             names.TRAIN_IMAGES_PER_S: n_batches * cfg.batch_size / elapsed,
             **eval_metrics,
         }
+        if controller is not None:
+            metrics[names.CONTROL_LAMBDA] = controller.lam
+            metrics[names.CONTROL_ECC_ESTIMATE] = controller.ecc_estimate
+            metrics[names.CONTROL_REG_ESTIMATE] = controller.reg_estimate
         if report is not None:
             state = {
                 "model": model.state_dict(),
@@ -175,9 +193,16 @@ def train(
                 "lam": model.lam,
                 "rng": _rng_state(gen),
             }
+            if controller is not None:
+                state["control"] = controller.state_dict()
             report(metrics, state)
 
     model.finish_training(encode_images(model, train_x))
     final, ev, test_z = evaluate(model, data.test_x.to(device))
     metrics = {**metrics, **final}
-    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs)
+    if controller is None:
+        return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs)
+    controlled = final[names.EVAL_ECCENTRICITY] if cfg.control.target_eccentricity is not None else controller.reg_estimate
+    metrics[names.CONTROL_FINAL_LAMBDA] = controller.lam
+    metrics[names.CONTROL_ABS_ERROR] = abs(controlled - cfg.control.target)
+    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, list(controller.trajectory))

@@ -23,7 +23,12 @@ def recon_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class AutoencoderMethod(nn.Module):
-    """An autoencoder plus its latent regulariser. Subclasses set the class flags and override ``regulariser``."""
+    """An autoencoder plus its latent regulariser. Subclasses set the class flags and override ``regulariser``.
+
+    ``compute_loss`` keeps the detached training latent of the last batch in ``last_z``, which the lambda
+    controller (trainers/control.py) reads after each step; a method that overrides ``compute_loss`` or
+    ``train_step`` without calling the base ``compute_loss`` must set ``self.last_z`` itself.
+    """
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
@@ -47,6 +52,7 @@ class AutoencoderMethod(nn.Module):
         self.lam = float(lam)
         self.mu = mu if mu is not None else self.default_mu
         self.encoder, self.decoder = arch.build(latent_dim * self.encoder_out_factor, latent_dim)
+        self.last_z: torch.Tensor | None = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic encoding used for evaluation, sampling and cross-run analysis."""
@@ -63,6 +69,7 @@ class AutoencoderMethod(nn.Module):
 
     def compute_loss(self, x: torch.Tensor) -> MethodOutput:
         z = self.training_latent(x)
+        self.last_z = z.detach()
         recon = recon_loss(self.decode(z), x)
         reg = self.regulariser(z)
         return MethodOutput(recon + self.lam * reg, recon, reg)

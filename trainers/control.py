@@ -1,0 +1,183 @@
+"""A controller that regulates lambda during training to hold the latent eccentricity (or the regulariser) at a target.
+
+Li & Blair sec. 5 propose that "the scaling factor lambda could instead be regulated dynamically to achieve a
+certain pre-determined target value for the loss function, or the eccentricity"; this is that controller.
+It is pure: it sees only the training latents and the regulariser value of each step, and returns lambda.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evaluators.metric_eccentricity import eccentricity_from_spectrum, spectrum
+from trainers import methods
+
+# initial lambda when a controlled run gives no explicit lam: the middle (in log) of the range where the eccentric
+# AE's eccentricity still responds to lambda on MNIST, so the controller starts a few decades from any target
+DEFAULT_INITIAL_LAMBDA = 1e-2
+
+
+class ControlConfig(BaseModel):
+    """Settings of ``LambdaController``; set exactly one of ``target_eccentricity`` and ``target_reg``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target_eccentricity: float | None = Field(
+        None, ge=0.0, lt=10.0, description="eccentricity (std/mean of covariance eigenvalues) to hold"
+    )
+    target_reg: float | None = Field(None, description="value of the regulariser loss to hold instead")
+    reg_scale: float = Field(
+        20.0, gt=0.0, description="regulariser error is divided by this before the gains; ~10x its change per unit log(lambda)"
+    )
+    every: int = Field(1, ge=1, description="update lambda every K training steps")
+    warmup_steps: int = Field(40, ge=0, description="steps at the initial lambda before the first update")
+    kp: float = Field(6.0, ge=0.0, description="proportional gain on the error, in log(lambda) per unit error")
+    ki: float = Field(0.1, ge=0.0, description="integral gain on the error, in log(lambda) per unit error per update")
+    max_step: float = Field(0.1, gt=0.0, description="largest change of log(lambda) in one update")
+    lambda_min: float = Field(1e-5, gt=0.0, description="lambda is clamped to [lambda_min, lambda_max]")
+    lambda_max: float = Field(1e2, gt=0.0, description="upper clamp of lambda")
+    ema: float = Field(0.95, ge=0.0, lt=1.0, description="decay of the running latent mean and second moment")
+
+    @model_validator(mode="after")
+    def _check(self) -> ControlConfig:
+        if (self.target_eccentricity is None) == (self.target_reg is None):
+            raise ValueError("ControlConfig needs exactly one of target_eccentricity and target_reg")
+        if self.target_reg is not None and not math.isfinite(self.target_reg):
+            raise ValueError(f"target_reg must be finite, got {self.target_reg}")
+        if not self.lambda_min < self.lambda_max:
+            raise ValueError(f"lambda_min {self.lambda_min:g} must be below lambda_max {self.lambda_max:g}")
+        return self
+
+    @property
+    def target(self) -> float:
+        return self.target_eccentricity if self.target_eccentricity is not None else self.target_reg  # type: ignore[return-value]
+
+
+def check_method(method: str) -> None:
+    """Reject a method that has no lambda to regulate, naming it and the methods that do."""
+    if not methods.get(method).takes_lambda:
+        valid = [m for m in methods.METHODS if methods.get(m).takes_lambda]
+        raise ValueError(
+            f"method {method!r} takes no lambda, so it cannot be lambda-controlled; methods with lambda: {', '.join(valid)}"
+        )
+
+
+class LambdaController:
+    """Incremental PI control of log(lambda) on a running estimate of the latent eccentricity (or regulariser).
+
+    Every step ``update`` folds the batch's latents into exponential moving averages of the mean and second
+    moment (decay ``ema``, bias-corrected like Adam), so the covariance, and from it the eccentricity, is
+    estimated over the last ~1/(1-ema) batches. After ``warmup_steps``, every ``every`` steps, with error
+    e = estimate - target (sign: eccentricity above target -> raise lambda, because a larger lambda pulls the
+    latents towards the sphere, sec. 3.1; likewise a regulariser above target),
+
+        log(lambda) += clamp(kp * (e - e_prev) + ki * e, -max_step, max_step),
+
+    then clamps lambda to [lambda_min, lambda_max]. The velocity form keeps no integral sum, so the clamps
+    cannot wind it up.
+
+    Why the defaults: on the eccentric AE (mnist5k, d=8, Adam lr 1e-3) the eccentricity falls by only ~0.04
+    per unit of log(lambda) (0.50 at lambda 0.1, 0.41 at 1, after 12 epochs; flat below 0.1) and follows a
+    lambda change with a lag of tens to hundreds of steps. On a plant with that shape (tests/test_control.py)
+    ki = 0.1 with kp = 6 settled within 0.02 of targets 0.3-0.7 in under 600 steps with overshoot below
+    0.013 for lags of 10-120 steps, where ki = 0.2 overshot by up to 0.07; the proportional (velocity) term
+    damps the lag. max_step 0.1 (a factor 1.1 a step) bounds the jumps while the error is large; the 40
+    warm-up steps (one mnist5k epoch) skip the freshly initialised encoder's collapsed start (eccentricity
+    ~2.4 after one epoch at any lambda), which says nothing about lambda. The EMA of 0.95 averages ~20
+    batches, enough samples for a d=8 covariance while still following the training. For ``target_reg`` the
+    default ``reg_scale`` of 20 puts the eccentric loss (which falls by ~3 per unit of log(lambda) between
+    1e-3 and 1e-2 on mnist5k) on roughly the same loop gain.
+    """
+
+    def __init__(self, config: ControlConfig, initial_lambda: float = DEFAULT_INITIAL_LAMBDA):
+        if not config.lambda_min <= initial_lambda <= config.lambda_max:
+            raise ValueError(
+                f"initial lambda {initial_lambda:g} is outside [lambda_min, lambda_max] = "
+                f"[{config.lambda_min:g}, {config.lambda_max:g}]"
+            )
+        self.config = config
+        self.log_lam = math.log(initial_lambda)
+        self.step = 0
+        self.prev_error: float | None = None
+        self.ema_weight = 0.0  # 1 - ema**step: the bias correction
+        self.ema_mean: torch.Tensor | None = None
+        self.ema_second: torch.Tensor | None = None
+        self.ema_reg = 0.0
+        self.ecc_estimate = math.nan
+        self.reg_estimate = math.nan
+        self.trajectory: list[tuple[int, float, float]] = []
+
+    @property
+    def lam(self) -> float:
+        return math.exp(self.log_lam)
+
+    @property
+    def estimate(self) -> float:
+        """The running estimate of the controlled quantity."""
+        return self.ecc_estimate if self.config.target_eccentricity is not None else self.reg_estimate
+
+    def _observe(self, z: torch.Tensor, reg_value: float) -> None:
+        z = z.detach().reshape(z.shape[0], -1).to("cpu", torch.float64)
+        mean, second = z.mean(dim=0), z.T @ z / z.shape[0]
+        b = self.config.ema
+        if self.ema_mean is None or self.ema_second is None:
+            self.ema_mean, self.ema_second = torch.zeros_like(mean), torch.zeros_like(second)
+        self.ema_mean.mul_(b).add_(mean, alpha=1 - b)
+        self.ema_second.mul_(b).add_(second, alpha=1 - b)
+        self.ema_reg = b * self.ema_reg + (1 - b) * reg_value
+        self.ema_weight = b * self.ema_weight + (1 - b)
+        m, s = self.ema_mean / self.ema_weight, self.ema_second / self.ema_weight
+        # eccentricity of sec. 4.3 on the running covariance E[zz^T] - E[z]E[z]^T
+        self.ecc_estimate = eccentricity_from_spectrum(spectrum(s - torch.outer(m, m)))
+        self.reg_estimate = self.ema_reg / self.ema_weight
+
+    def update(self, z_batch: torch.Tensor, reg_value: float) -> float:
+        """Fold in one training batch's latents ``(n, d)`` and regulariser value; return the new lambda."""
+        if z_batch.ndim < 2 or z_batch.shape[0] < 2:
+            raise ValueError(f"z_batch must have shape (n >= 2, d), got {tuple(z_batch.shape)}")
+        if not math.isfinite(reg_value):
+            raise ValueError(f"regulariser value must be finite, got {reg_value}")
+        self.step += 1
+        self._observe(z_batch, float(reg_value))
+        cfg = self.config
+        if self.step > cfg.warmup_steps and (self.step - cfg.warmup_steps) % cfg.every == 0:
+            error = self.estimate - cfg.target
+            if cfg.target_reg is not None:
+                error /= cfg.reg_scale
+            if math.isfinite(error):
+                delta = cfg.ki * error + (0.0 if self.prev_error is None else cfg.kp * (error - self.prev_error))
+                delta = max(-cfg.max_step, min(cfg.max_step, delta))
+                self.log_lam = max(math.log(cfg.lambda_min), min(math.log(cfg.lambda_max), self.log_lam + delta))
+                self.prev_error = error
+        self.trajectory.append((self.step, self.lam, self.ecc_estimate))
+        return self.lam
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "log_lam": self.log_lam,
+            "step": self.step,
+            "prev_error": self.prev_error,
+            "ema_weight": self.ema_weight,
+            "ema_mean": None if self.ema_mean is None else self.ema_mean.clone(),
+            "ema_second": None if self.ema_second is None else self.ema_second.clone(),
+            "ema_reg": self.ema_reg,
+            "ecc_estimate": self.ecc_estimate,
+            "reg_estimate": self.reg_estimate,
+            "trajectory": list(self.trajectory),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.log_lam = float(state["log_lam"])
+        self.step = int(state["step"])
+        self.prev_error = None if state["prev_error"] is None else float(state["prev_error"])
+        self.ema_weight = float(state["ema_weight"])
+        self.ema_mean = None if state["ema_mean"] is None else state["ema_mean"].clone()
+        self.ema_second = None if state["ema_second"] is None else state["ema_second"].clone()
+        self.ema_reg = float(state["ema_reg"])
+        self.ecc_estimate = float(state["ecc_estimate"])
+        self.reg_estimate = float(state["reg_estimate"])
+        self.trajectory = [(int(s), float(lam), float(e)) for s, lam, e in state["trajectory"]]
