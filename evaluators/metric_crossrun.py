@@ -54,7 +54,9 @@ def rotate_run(train_z: torch.Tensor, test_z: torch.Tensor) -> RotatedRun:
     if train_z.shape[1] != test_z.shape[1]:
         raise ValueError(f"train/test latent dims differ: {train_z.shape[1]} vs {test_z.shape[1]}")
     mean, axes, evals = principal_axes(train_z)
-    return RotatedRun(to_principal(train_z, mean, axes).numpy(), to_principal(test_z, mean, axes).numpy(), evals.numpy())
+    return RotatedRun(
+        to_principal(train_z, mean, axes).numpy(), to_principal(test_z, mean, axes).numpy(), evals.numpy()
+    )
 
 
 def cross_covariance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,7 +127,9 @@ _SUMMARY = (
 )
 
 
-def crossrun_metrics(runs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict[str, float], list[PairStats]]:
+def crossrun_metrics(
+    runs: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[dict[str, float], list[PairStats]]:
     """Mean and std (ddof 0) of each statistic over all pairs of runs (Table 1 averages the 6 pairs of 4 runs)."""
     if len(runs) < 2:
         raise ValueError(f"cross-run analysis needs at least 2 runs, got {len(runs)}")

@@ -73,7 +73,9 @@ def knn_metrics(rows: list[KnnRow]) -> dict[str, float]:
     return out
 
 
-def knn_multilabel_predict(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, k: int) -> np.ndarray:
+def knn_multilabel_predict(
+    train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, k: int
+) -> np.ndarray:
     """Per-attribute majority vote of one shared k-neighbour query; ties go to 0, as sklearn's KNN breaks them."""
     nn = NearestNeighbors(n_neighbors=min(k, len(train_z))).fit(train_z)
     idx = nn.kneighbors(test_z, return_distance=False)
@@ -85,14 +87,18 @@ def _tree_error_pct(tz, ty, qz, qy, depth: int, seed: int) -> float:
     return float(100.0 * (clf.predict(qz) != qy).mean())
 
 
-def attribute_errors(train_z, train_y, test_z, test_y, seed: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+def attribute_errors(
+    train_z, train_y, test_z, test_y, seed: int = 0
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     # Table 3: stump, depth-8 tree and KNN(20) error per binary attribute, averaged over attributes
     tz, ty, qz, qy = _np(train_z), _np(train_y), _np(test_z), _np(test_y)
     if ty.ndim != 2:
         raise ValueError(f"attribute labels must be (N, A) in {{0, 1}}, got {ty.shape}")
     n_attr = ty.shape[1]
     dt1 = np.array([_tree_error_pct(tz, ty[:, a], qz, qy[:, a], 1, seed) for a in range(n_attr)])
-    dt8 = np.array([_tree_error_pct(tz, ty[:, a], qz, qy[:, a], ATTR_DEEP_TREE_DEPTH, seed) for a in range(n_attr)])
+    dt8 = np.array(
+        [_tree_error_pct(tz, ty[:, a], qz, qy[:, a], ATTR_DEEP_TREE_DEPTH, seed) for a in range(n_attr)]
+    )
     knn = 100.0 * (knn_multilabel_predict(tz, ty, qz, ATTR_KNN_K) != qy).mean(axis=0)
     majority = (ty.mean(axis=0) > 0.5).astype(qy.dtype)
     base = 100.0 * (qy != majority).mean(axis=0)
@@ -128,7 +134,13 @@ def single_component_gain(
         majority = int(ty[:, a].mean() > 0.5)
         baseline = 100.0 * float((qy[:, a] == majority).mean())
         accs = [
-            100.0 * float((DecisionTreeClassifier(max_depth=1).fit(tp[:, [j]], ty[:, a]).predict(qp[:, [j]]) == qy[:, a]).mean())
+            100.0
+            * float(
+                (
+                    DecisionTreeClassifier(max_depth=1).fit(tp[:, [j]], ty[:, a]).predict(qp[:, [j]])
+                    == qy[:, a]
+                ).mean()
+            )
             for j in range(tp.shape[1])
         ]
         best = int(np.argmax(accs))

@@ -86,7 +86,9 @@ def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidSta
     n = f.shape[0]
     diff = mu - ref.mu
     tr1 = float((x * x).sum()) / (n - 1)
-    return float(diff @ diff + tr1 + np.trace(ref.sigma) - 2.0 * _sqrt_eigvalsh_sum(x @ ref.sigma @ x.T / (n - 1)))
+    return float(
+        diff @ diff + tr1 + np.trace(ref.sigma) - 2.0 * _sqrt_eigvalsh_sum(x @ ref.sigma @ x.T / (n - 1))
+    )
 
 
 def fid_from_features(f1: np.ndarray | torch.Tensor, f2: np.ndarray | torch.Tensor) -> float:

@@ -47,6 +47,10 @@ ROLE_SWEEP = "sweep"
 ROLE_TRIAL = "trial"
 
 ARTIFACT_SPECTRUM = "spectrum.json"
+ARTIFACT_ENCODINGS = "encodings.npz"
+ARTIFACT_CONTROL_TRAJECTORY = "control/trajectory.json"
+ARTIFACT_PLOT_CONTROL_LAMBDA = "plots/control_lambda.png"
+ARTIFACT_PLOT_CONTROL_ECC = "plots/control_eccentricity.png"
 
 # --- evaluators (issue 4) ---------------------------------------------------------------------------------
 # FID of decoded samples against the test set, one metric per latent sampler ("eval/fid/standard", ...)

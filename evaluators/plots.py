@@ -29,7 +29,11 @@ def _png(fig: Figure, path: str | Path | None) -> bytes:
 
 
 def _np(x) -> np.ndarray:
-    return x.detach().cpu().to(torch.float64).numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+    return (
+        x.detach().cpu().to(torch.float64).numpy()
+        if isinstance(x, torch.Tensor)
+        else np.asarray(x, np.float64)
+    )
 
 
 def _hwc(img: np.ndarray) -> np.ndarray:

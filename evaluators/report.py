@@ -33,7 +33,9 @@ def render_html_report(
     for caption, png in images:
         data = base64.b64encode(png).decode("ascii")
         cap = html.escape(caption)
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -50,14 +50,18 @@ def gaussian_factor(cov: torch.Tensor) -> torch.Tensor:
 
 
 @SAMPLERS.register("standard")
-def sample_standard(train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None) -> torch.Tensor:
+def sample_standard(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
     # 'standard' sampling: N(0, I) (first version, sec. 4 / Table 1)
     _check(train_z, n)
     return torch.randn(n, train_z.shape[1], generator=generator)
 
 
 @SAMPLERS.register("matched")
-def sample_matched(train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None) -> torch.Tensor:
+def sample_matched(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
     # 'matched' sampling: Gaussian with the mean and covariance of the training encodings (sec. 4.3)
     _check(train_z, n)
     mean = train_z.detach().to(torch.float64).mean(dim=0)
@@ -66,14 +70,19 @@ def sample_matched(train_z: torch.Tensor, n: int, generator: torch.Generator, mo
 
 
 @SAMPLERS.register("gmm")
-def sample_gmm(train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None) -> torch.Tensor:
+def sample_gmm(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
     # ex-post density: 10-component full-covariance GMM fitted on the training encodings (Ghose, FID table)
     from sklearn.mixture import GaussianMixture
 
     _check(train_z, n)
     z = train_z.detach().to(torch.float64).cpu().numpy()
     gmm = GaussianMixture(
-        n_components=min(GMM_COMPONENTS, len(z)), covariance_type="full", reg_covar=1e-6, random_state=_seed_from(generator)
+        n_components=min(GMM_COMPONENTS, len(z)),
+        covariance_type="full",
+        reg_covar=1e-6,
+        random_state=_seed_from(generator),
     ).fit(z)
     samples, _ = gmm.sample(n)
     # sklearn returns the samples grouped by component; shuffle so any prefix is a fair sample
@@ -82,7 +91,9 @@ def sample_gmm(train_z: torch.Tensor, n: int, generator: torch.Generator, model:
 
 
 @SAMPLERS.register("sphere")
-def sample_sphere(train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None) -> torch.Tensor:
+def sample_sphere(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
     """Spherical AE sampling (file 004, Algorithm 1): draw, centre each vector over its entries, project to the sphere.
 
     The sphere's radius is the mean norm of the training encodings (1 for a model whose latents lie on the unit sphere).
@@ -96,7 +107,9 @@ def sample_sphere(train_z: torch.Tensor, n: int, generator: torch.Generator, mod
 
 
 @SAMPLERS.register("generator")
-def sample_generator(train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None) -> torch.Tensor:
+def sample_generator(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
     """The method's own latent sampler (``model.latent_sampler()`` -> callable n -> latents, or None)."""
     _check(train_z, n)
     factory = getattr(model, "latent_sampler", None)

@@ -127,20 +127,26 @@ def evaluate_trial(
             _trial_plots(artifacts, model, data, train_z, test_z, latents, device)
             if fid_samples > 0 and latents:
                 fid_rows = [(s, metrics[names.eval_fid(s)]) for s in latents]
-                tables.insert(0, (f"FID ({fid_samples} samples)", pd.DataFrame(fid_rows, columns=["sampler", "FID"])))
+                tables.insert(
+                    0, (f"FID ({fid_samples} samples)", pd.DataFrame(fid_rows, columns=["sampler", "FID"]))
+                )
             images = [(k, v) for k, v in artifacts.items() if k.endswith(".png")]
             html = render_html_report("trial evaluation", tables, images)
             artifacts[names.ARTIFACT_REPORT] = html.encode()
     return metrics, params, artifacts
 
 
-def _downstream(metrics, artifacts, data: ImageData, train_z, test_z, repeats: int) -> list[tuple[str, pd.DataFrame]]:
+def _downstream(
+    metrics, artifacts, data: ImageData, train_z, test_z, repeats: int
+) -> list[tuple[str, pd.DataFrame]]:
     train_y, test_y = data.train_y[: len(train_z)], data.test_y[: len(test_z)]
     if train_y.ndim == 1:
         rows = knn_vs_subset_size(train_z, train_y, test_z, test_y, repeats=repeats)
         metrics.update(knn_metrics(rows))
-        df = pd.DataFrame([(r.size, r.k, r.error_pct, r.std_pct, r.repeats) for r in rows],
-                          columns=["labelled", "k", "error_pct", "std_pct", "repeats"])
+        df = pd.DataFrame(
+            [(r.size, r.k, r.error_pct, r.std_pct, r.repeats) for r in rows],
+            columns=["labelled", "k", "error_pct", "std_pct", "repeats"],
+        )
         artifacts[names.ARTIFACT_TABLE_KNN] = _csv(df)
         return [("KNN error vs labelled subset size (Table 2)", df)]
     attr_metrics, per_attr = attribute_errors(train_z, train_y, test_z, test_y)
@@ -148,12 +154,19 @@ def _downstream(metrics, artifacts, data: ImageData, train_z, test_z, repeats: i
     labels = data.label_names or tuple(str(a) for a in range(train_y.shape[1]))
     df = pd.DataFrame({"attribute": labels, **{k: v for k, v in per_attr.items()}})
     mean, axes, _ = principal_axes(train_z)
-    gains = single_component_gain(to_principal(train_z, mean, axes), train_y, to_principal(test_z, mean, axes), test_y, labels)
-    gdf = pd.DataFrame([(g.attribute, f"p{g.component}", g.baseline_acc_pct, g.stump_acc_pct, g.gain_pct) for g in gains],
-                       columns=["attribute", "component", "baseline_acc_pct", "stump_acc_pct", "gain_pct"])
+    gains = single_component_gain(
+        to_principal(train_z, mean, axes), train_y, to_principal(test_z, mean, axes), test_y, labels
+    )
+    gdf = pd.DataFrame(
+        [(g.attribute, f"p{g.component}", g.baseline_acc_pct, g.stump_acc_pct, g.gain_pct) for g in gains],
+        columns=["attribute", "component", "baseline_acc_pct", "stump_acc_pct", "gain_pct"],
+    )
     artifacts[names.ARTIFACT_TABLE_ATTRIBUTES] = _csv(df)
     artifacts[names.ARTIFACT_TABLE_COMPONENT_GAIN] = _csv(gdf)
-    return [("attribute error % (Table 3)", df), ("best single principal component per attribute (Table 4)", gdf)]
+    return [
+        ("attribute error % (Table 3)", df),
+        ("best single principal component per attribute (Table 4)", gdf),
+    ]
 
 
 def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, device) -> None:
@@ -163,8 +176,12 @@ def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, de
     idx = fixed_subset(len(test_z), SCATTER_POINTS)
     test_p = to_principal(test_z[idx], mean, axes)
     labels = data.test_y[idx]
-    artifacts[names.ARTIFACT_PLOT_LATENT_2D] = plotting.latent_scatter_plot(test_p, labels if labels.ndim == 1 else None)
-    artifacts[names.ARTIFACT_PLOT_EIGEN_IMAGES] = plotting.eigen_images_plot(model.decode, mean, axes, evals, device=device)
+    artifacts[names.ARTIFACT_PLOT_LATENT_2D] = plotting.latent_scatter_plot(
+        test_p, labels if labels.ndim == 1 else None
+    )
+    artifacts[names.ARTIFACT_PLOT_EIGEN_IMAGES] = plotting.eigen_images_plot(
+        model.decode, mean, axes, evals, device=device
+    )
     comps = list(range(1, min(d, 6) + 1))
     artifacts[names.ARTIFACT_PLOT_COMPONENT_GRID] = plotting.component_grid_plot(
         model.decode, mean, axes, evals, horizontal=comps[0::2], vertical=comps[1::2], device=device
@@ -187,7 +204,11 @@ def evaluate_configuration(
     artifacts: dict[str, bytes] = {}
     if plots:
         first = pairs[0]
-        artifacts[names.ARTIFACT_PLOT_XRUN_CORRELATION] = plotting.correlation_heatmaps_plot(first.corr_raw, first.corr_aligned)
+        artifacts[names.ARTIFACT_PLOT_XRUN_CORRELATION] = plotting.correlation_heatmaps_plot(
+            first.corr_raw, first.corr_aligned
+        )
         spectra = [(f"run {i + 1}", principal_axes(tr)[2]) for i, (tr, _) in enumerate(runs)]
-        artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot(spectra, title="spectra of independent runs")
+        artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot(
+            spectra, title="spectra of independent runs"
+        )
     return metrics, artifacts

@@ -66,12 +66,19 @@ def test_noisy_copies_are_closer_after_alignment():
     runs = []
     for _ in range(3):
         q, _r = torch.linalg.qr(torch.randn(6, 6, generator=g))
-        runs.append((base_tr @ q + 0.3 * torch.randn(3000, 6, generator=g), base_te @ q + 0.3 * torch.randn(1000, 6, generator=g)))
+        runs.append(
+            (
+                base_tr @ q + 0.3 * torch.randn(3000, 6, generator=g),
+                base_te @ q + 0.3 * torch.randn(1000, 6, generator=g),
+            )
+        )
     m, pairs = crossrun_metrics(runs)
     assert m[names.XRUN_ANGLE_ALIGNED] < 20 < m[names.XRUN_ANGLE_RAW]
     assert m[names.XRUN_RMS_ALIGNED] < m[names.XRUN_RMS_RAW]
     assert np.abs(np.diag(pairs[0].corr_aligned)).mean() > np.abs(np.diag(pairs[0].corr_raw)).mean()
-    assert (np.diag(pairs[0].corr_aligned) > 0.7).all()  # the smallest axis (scale 0.5) carries noise 0.3 per run
+    assert (
+        np.diag(pairs[0].corr_aligned) > 0.7
+    ).all()  # the smallest axis (scale 0.5) carries noise 0.3 per run
 
 
 def test_elementary_statistics():

@@ -66,7 +66,9 @@ def test_inception_fid_train_far_below_noise(mnist5k, inception):
     n = 64
     test = mnist5k.test_x[fixed_subset(len(mnist5k.test_x), n)]
     train = mnist5k.train_x[fixed_subset(len(mnist5k.train_x), n, seed=1)]
-    noise = torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    noise = torch.randint(
+        0, 256, (n, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     ft, fr, fn = (inception.forward(to_uint8_rgb(x)).double().numpy() for x in (test, train, noise))
     fid_train, fid_noise = fid_from_features(ft, fr), fid_from_features(ft, fn)
     assert 0 < fid_train < fid_noise / 3, (fid_train, fid_noise)
@@ -89,8 +91,15 @@ def test_matches_torch_fidelity_calculate_metrics(mnist5k, inception):
 
     a, b = mnist5k.test_x[fixed_subset(1000, 16)], mnist5k.train_x[:16]
     tf = calculate_metrics(
-        input1=Images(a), input2=Images(b), fid=True, feature_extractor=NAME_FIDHELPER, cuda=False,
-        cache=False, verbose=False, save_cpu_ram=True, batch_size=16,
+        input1=Images(a),
+        input2=Images(b),
+        fid=True,
+        feature_extractor=NAME_FIDHELPER,
+        cuda=False,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+        batch_size=16,
     )["frechet_inception_distance"]
     ours = fid_from_features(*(inception.forward(to_uint8_rgb(x)).double().numpy() for x in (a, b)))
     assert ours == pytest.approx(tf, rel=1e-3)

@@ -37,7 +37,9 @@ def test_fid_matches_direct_scipy_computation(n1, n2, dim):
     expected = scipy_fid(f1, f2)
     # sqrtm of a singular product (n < dim) is itself only accurate to ~1e-7 relative
     assert fid_from_features(f1, f2) == pytest.approx(expected, rel=1e-6)
-    assert fid_from_features(torch.from_numpy(f2).float(), torch.from_numpy(f1).float()) == pytest.approx(expected, rel=1e-4)
+    assert fid_from_features(torch.from_numpy(f2).float(), torch.from_numpy(f1).float()) == pytest.approx(
+        expected, rel=1e-4
+    )
     a, b = stats_from_features(f1), stats_from_features(f2)
     assert fid_from_stats(a.mu, a.sigma, b.mu, b.sigma) == pytest.approx(expected, rel=1e-6)
 
@@ -45,8 +47,12 @@ def test_fid_matches_direct_scipy_computation(n1, n2, dim):
 def test_fid_from_stats_matches_torch_fidelity_formula():
     rng = np.random.default_rng(1)
     a, b = stats_from_features(rng.standard_normal((500, 16))), stats_from_features(rng.random((500, 16)))
-    tf = fid_statistics_to_metric({"mu": a.mu, "sigma": a.sigma}, {"mu": b.mu, "sigma": b.sigma}, verbose=False)
-    assert fid_from_stats(a.mu, a.sigma, b.mu, b.sigma) == pytest.approx(tf["frechet_inception_distance"], rel=1e-9)
+    tf = fid_statistics_to_metric(
+        {"mu": a.mu, "sigma": a.sigma}, {"mu": b.mu, "sigma": b.sigma}, verbose=False
+    )
+    assert fid_from_stats(a.mu, a.sigma, b.mu, b.sigma) == pytest.approx(
+        tf["frechet_inception_distance"], rel=1e-9
+    )
 
 
 def test_low_rank_path_equals_full_path():
@@ -54,7 +60,9 @@ def test_low_rank_path_equals_full_path():
     small, ref = rng.standard_normal((20, 64)), stats_from_features(rng.standard_normal((300, 64)) * 2)
     s = stats_from_features(small)
     # the full path takes square roots of ~1e-14 round-off eigenvalues of the singular product; the low-rank one has none
-    assert fid_from_features_and_stats(small, ref) == pytest.approx(fid_from_stats(s.mu, s.sigma, ref.mu, ref.sigma), rel=1e-7)
+    assert fid_from_features_and_stats(small, ref) == pytest.approx(
+        fid_from_stats(s.mu, s.sigma, ref.mu, ref.sigma), rel=1e-7
+    )
 
 
 def test_fid_properties():
@@ -118,7 +126,9 @@ def test_reference_stats_concurrent_workers_compute_once(tmp_path, mnist5k, pixe
     net = FeatureNet(pixel_net.name, counting, pixel_net.device)
     results = []
     threads = [
-        threading.Thread(target=lambda: results.append(reference_stats(mnist5k.test_x[:200], net, tmp_path, 200)))
+        threading.Thread(
+            target=lambda: results.append(reference_stats(mnist5k.test_x[:200], net, tmp_path, 200))
+        )
         for _ in range(3)
     ]
     for t in threads:

@@ -33,7 +33,9 @@ def pca():
 
 def test_spectrum_plot_writes_path(tmp_path):
     p = tmp_path / "s.png"
-    check_png(plots.spectrum_plot([("run 1", [3, 2, 1]), ("run 2", torch.tensor([2.9, 2.1, 1.0]))], path=p), p)
+    check_png(
+        plots.spectrum_plot([("run 1", [3, 2, 1]), ("run 2", torch.tensor([2.9, 2.1, 1.0]))], path=p), p
+    )
 
 
 def test_latent_scatter_plot():
@@ -70,5 +72,10 @@ def test_correlation_heatmaps_plot():
 
 
 def test_trajectories_plot():
-    series = {"eccentricity": ([1, 2, 3], [0.9, 0.6, 0.5]), "lambda": (np.arange(3), np.array([1e-3, 1e-4, 3e-4]))}
-    check_png(plots.trajectories_plot(series, xlabel="epoch", target=0.5, logy=True, title="lambda targeting"))
+    series = {
+        "eccentricity": ([1, 2, 3], [0.9, 0.6, 0.5]),
+        "lambda": (np.arange(3), np.array([1e-3, 1e-4, 3e-4])),
+    }
+    check_png(
+        plots.trajectories_plot(series, xlabel="epoch", target=0.5, logy=True, title="lambda targeting")
+    )

@@ -20,7 +20,9 @@ def report(tmp_path):
         ("FID <per sampler>", pd.DataFrame({"sampler": ["standard", "matched"], "FID": [54.61, 49.37]})),
         ("KNN", pd.DataFrame({"labelled": [10, "all"], "error_pct": [39.0, 10.6]})),
     ]
-    path = write_html_report(tmp_path / "out" / "report.html", "Trial eae__mnist5k__0", tables, [("spectrum", png)])
+    path = write_html_report(
+        tmp_path / "out" / "report.html", "Trial eae__mnist5k__0", tables, [("spectrum", png)]
+    )
     return path, png
 
 
@@ -37,13 +39,22 @@ def test_html_is_self_contained_and_escaped(tmp_path):
 
 def chromium(args, tmp_path, timeout=120):
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", *args,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium to run this test)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium to run this test)"
+)
 def test_renders_in_headless_chromium(tmp_path):
     path, _ = report(tmp_path)
     shot = tmp_path / "shot.png"

@@ -53,7 +53,9 @@ def test_matched_handles_singular_covariance():
 def test_gmm_fits_well_separated_clusters_and_is_shuffled():
     g = torch.Generator().manual_seed(0)
     centres = torch.tensor([[-10.0, 0.0], [10.0, 0.0]])
-    t = torch.cat([centres[0] + torch.randn(1000, 2, generator=g), centres[1] + torch.randn(1000, 2, generator=g)])
+    t = torch.cat(
+        [centres[0] + torch.randn(1000, 2, generator=g), centres[1] + torch.randn(1000, 2, generator=g)]
+    )
     z = sampler_latent.get("gmm")(t, 400, torch.Generator().manual_seed(1))
     # samples sit near the clusters, never in the empty middle, and both clusters appear in any prefix
     assert (z[:, 0].abs() > 5).all()

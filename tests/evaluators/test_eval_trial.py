@@ -31,10 +31,17 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor):
     model, train_z, test_z = trial
     model.train()
     metrics, params, artifacts = evaluate_trial(
-        model, mnist5k, train_z, test_z,
+        model,
+        mnist5k,
+        train_z,
+        test_z,
         samplers=("standard", "matched", "gmm", "sphere", "generator"),
-        fid_samples=100, fid_reference_size=200, fid_extractor=pixels_extractor, fid_cache_dir=tmp_path,
-        knn_repeats=3, generator=torch.Generator().manual_seed(0),
+        fid_samples=100,
+        fid_reference_size=200,
+        fid_extractor=pixels_extractor,
+        fid_cache_dir=tmp_path,
+        knn_repeats=3,
+        generator=torch.Generator().manual_seed(0),
     )
     assert model.training  # restored
     for s in ("standard", "matched", "gmm", "sphere"):
@@ -53,8 +60,11 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor):
     }
     assert 0 <= metrics[names.eval_knn_error("all")] < metrics[names.eval_knn_error(10)] <= 100
     pngs = {
-        names.ARTIFACT_PLOT_SPECTRUM, names.ARTIFACT_PLOT_LATENT_2D, names.ARTIFACT_PLOT_EIGEN_IMAGES,
-        names.ARTIFACT_PLOT_COMPONENT_GRID, names.ARTIFACT_PLOT_RECONSTRUCTIONS,
+        names.ARTIFACT_PLOT_SPECTRUM,
+        names.ARTIFACT_PLOT_LATENT_2D,
+        names.ARTIFACT_PLOT_EIGEN_IMAGES,
+        names.ARTIFACT_PLOT_COMPONENT_GRID,
+        names.ARTIFACT_PLOT_RECONSTRUCTIONS,
         *(names.artifact_samples(s) for s in ("standard", "matched", "gmm", "sphere")),
     }
     assert pngs <= set(artifacts)
@@ -71,8 +81,17 @@ def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pix
     own = EAEWithOwnSampler(networks.get("mnist-conv"), 4, 0.01, 1.0)
     own.load_state_dict(model.state_dict())
     m, p, _ = evaluate_trial(
-        own, mnist5k, train_z, test_z, samplers=("matched", "generator"), fid_samples=200,
-        fid_reference_size=200, fid_extractor=pixels_extractor, fid_cache_dir=tmp_path, knn=False, plots=False,
+        own,
+        mnist5k,
+        train_z,
+        test_z,
+        samplers=("matched", "generator"),
+        fid_samples=200,
+        fid_reference_size=200,
+        fid_extractor=pixels_extractor,
+        fid_cache_dir=tmp_path,
+        knn=False,
+        plots=False,
     )
     assert names.P_FID_SKIPPED not in p
     assert set(m) == {names.eval_fid("matched"), names.eval_fid("generator")}
@@ -93,7 +112,11 @@ def test_no_fid_no_knn_no_plots(mnist5k, trial):
 def test_evaluate_configuration(trial):
     _, train_z, test_z = trial
     q, _r = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)))
-    runs = [(train_z, test_z), (train_z @ q, test_z @ q), (torch.randn_like(train_z), torch.randn_like(test_z))]
+    runs = [
+        (train_z, test_z),
+        (train_z @ q, test_z @ q),
+        (torch.randn_like(train_z), torch.randn_like(test_z)),
+    ]
     metrics, artifacts = evaluate_configuration(runs)
     assert metrics[names.XRUN_PAIRS] == 3
     assert metrics[names.XRUN_ANGLE_ALIGNED] <= metrics[names.XRUN_ANGLE_RAW] + 1e-6
@@ -111,8 +134,41 @@ def test_fixed_subset_is_spread_and_stable():
 def test_evaluate_trial_with_real_inception(tmp_path, mnist5k, trial):
     model, train_z, test_z = trial
     metrics, params, _ = evaluate_trial(
-        model, mnist5k, train_z, test_z, samplers=("matched",), fid_samples=24, fid_reference_size=24,
-        fid_cache_dir=tmp_path, knn=False, plots=False,
+        model,
+        mnist5k,
+        train_z,
+        test_z,
+        samplers=("matched",),
+        fid_samples=24,
+        fid_reference_size=24,
+        fid_cache_dir=tmp_path,
+        knn=False,
+        plots=False,
     )
     assert params[names.P_FID_EXTRACTOR] in ("inception-v3-fidhelper", "inception-v3-compat")
     assert metrics[names.eval_fid("matched")] > 0
+
+
+def test_attribute_dataset_gives_table3_and_table4(trial):
+    from trainers.datasets import ImageData
+
+    model, _, _ = trial
+    g = torch.Generator().manual_seed(0)
+    train_x = torch.randint(0, 256, (300, 1, 32, 32), dtype=torch.uint8, generator=g)
+    test_x = torch.randint(0, 256, (100, 1, 32, 32), dtype=torch.uint8, generator=g)
+    train_z, test_z = encode_images(model, train_x), encode_images(model, test_x)
+    # attribute 0 is the sign of the first principal coordinate's direction: learnable from the latents
+    direction = torch.linalg.svd(train_z - train_z.mean(0), full_matrices=False).Vh[0]
+
+    def attr(z):
+        return torch.stack(
+            [(z - train_z.mean(0)) @ direction > 0, torch.zeros(len(z), dtype=torch.bool)], 1
+        ).long()
+
+    data = ImageData(train_x, attr(train_z), test_x, attr(test_z), ("Smiling", "Bald"))
+    m, _, a = evaluate_trial(model, data, train_z, test_z, fid_samples=0, plots=False)
+    assert m[names.EVAL_ATTR_DT1_ERROR] < 10 and m[names.EVAL_ATTR_MAJORITY_ERROR] > 20
+    gain = a[names.ARTIFACT_TABLE_COMPONENT_GAIN].decode().splitlines()
+    assert gain[0] == "attribute,component,baseline_acc_pct,stump_acc_pct,gain_pct"
+    assert gain[1].startswith("Smiling,p1,")
+    assert names.ARTIFACT_TABLE_ATTRIBUTES in a
