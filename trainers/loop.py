@@ -67,6 +67,13 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int]) -> Autoenco
     return cls(arch, cfg.latent_dim, cfg.effective_lambda, cfg.effective_mu)
 
 
+def step_memory_format(device: torch.device, model: torch.nn.Module) -> torch.memory_format:
+    """channels_last for convolutional models on CPU, where oneDNN's NHWC kernels were measured faster
+    (benchmarks/trainer_throughput.py, 'ours/before'); NCHW elsewhere until measured on a GPU."""
+    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    return torch.channels_last if device.type == "cpu" and has_conv else torch.contiguous_format
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0)
 
@@ -133,6 +140,8 @@ def train(
     data = data if data is not None else cached_dataset(cfg.dataset, cfg.data_root)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.image_shape).to(device)
+    layout = step_memory_format(device, model)
+    model = model.to(memory_format=layout)
     optimizers = model.configure_optimizers(cfg.lr, cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     controller = LambdaController(cfg.control, model.lam) if cfg.control is not None else None
@@ -162,7 +171,7 @@ def train(
         order = torch.randperm(n, generator=gen).to(device)
         sums = torch.zeros(3, device=device)
         for b in range(n_batches):
-            xb = to_unit(train_x[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]])
+            xb = to_unit(train_x[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]).contiguous(memory_format=layout)
             out = model.train_step(xb, optimizers)
             if controller is not None:
                 model.lam = controller.update(_last_latent(model), float(out.reg.detach()))

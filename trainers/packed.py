@@ -202,7 +202,7 @@ def train_packed(
             raise DivergedError(f"variants {bad} (lambda {lams}) diverged in epoch {epoch}")
         elapsed = time.perf_counter() - t0
         packed.unstack()
-        for k, (cfg, model) in enumerate(zip(cfgs, models, strict=True)):
+        for k, model in enumerate(models):
             eval_metrics, _, _ = evaluate(model, probe_x)
             metrics[k] = {
                 "epoch": float(epoch),
