@@ -8,6 +8,7 @@ import sys
 import click
 from rich.console import Console
 
+from evaluators import names
 from sweep import leaderboard as lb
 from sweep.spec import SpecError, builtin_specs, load_spec
 from sweep.tracking import Store, artifact_root_for, resolve_tracking_uri
@@ -43,13 +44,17 @@ def run(spec, tracking_uri, storage_path, address, num_cpus, verbose):
         parsed = load_spec(spec)
     except SpecError as exc:
         fail(str(exc))
+    from sweep.cluster import ClusterConfigError
     from sweep.orchestrate import run_sweep  # Ray is imported only once the spec is known to be good
 
     console = Console()
-    outcome = run_sweep(
-        parsed, tracking_uri=tracking_uri, storage_path=storage_path, address=address,
-        verbose=verbose, console=console, num_cpus=num_cpus,
-    )
+    try:
+        outcome = run_sweep(
+            parsed, tracking_uri=tracking_uri, storage_path=storage_path, address=address,
+            verbose=verbose, console=console, num_cpus=num_cpus,
+        )
+    except ClusterConfigError as exc:
+        fail(str(exc))
     console.print(f"\nsweep {outcome.sweep_id} finished in {outcome.wall_time_s:.0f} s; leaderboard from MLflow:\n")
     _, board = lb.leaderboard(Store(outcome.tracking_uri), outcome.sweep_id)
     click.echo(lb.render(board, "table"))
@@ -102,3 +107,100 @@ def ui(tracking_uri, port):
     os.execv(sys.executable, cmd)
 
 
+# --- cluster: jobs, resume, cleanup -----------------------------------------------------------------------
+jobs_address_option = click.option(
+    "--address", required=True, envvar="RAY_API_SERVER_ADDRESS",
+    help="Ray Jobs API (dashboard) address, e.g. http://127.0.0.1:8265 (env RAY_API_SERVER_ADDRESS).",
+)
+
+
+@main.command()
+@click.argument("spec")
+@jobs_address_option
+@tracking_option
+@click.option("--storage-path", default=None, help="Results folder or s3:// URI, as the cluster sees it.")
+def submit(spec, address, tracking_uri, storage_path):
+    """Submit SPEC to a Ray cluster as a Ray Job (code and spec travel with it); print the job id."""
+    from sweep import jobs
+
+    try:
+        job_id = jobs.submit(address, spec, tracking_uri, storage_path)
+    except SpecError as exc:
+        fail(str(exc))
+    click.echo(job_id)
+
+
+@main.command(name="jobs")
+@jobs_address_option
+def list_jobs(address):
+    """List the cluster's Ray Jobs, newest first."""
+    from sweep import jobs
+
+    for job_id, status, entry in jobs.list_jobs(address):
+        click.echo(f"{job_id:32s} {status:10s} {entry}")
+
+
+@main.command()
+@click.argument("job_id")
+@jobs_address_option
+@click.option("--follow", "-f", is_flag=True, help="Stream the logs until the job ends.")
+def logs(job_id, address, follow):
+    """Print a Ray Job's logs."""
+    from sweep import jobs
+
+    if follow:
+        jobs.follow_logs(address, job_id, lambda chunk: click.echo(chunk, nl=False))
+    else:
+        click.echo(jobs.job_logs(address, job_id), nl=False)
+
+
+@main.command()
+@click.argument("job_id")
+@jobs_address_option
+def stop(job_id, address):
+    """Stop a Ray Job (its trials' MLflow runs are closed by `esweep cleanup`)."""
+    from sweep import jobs
+
+    click.echo("stopping" if jobs.stop_job(address, job_id) else "already ended")
+
+
+@main.command()
+@click.argument("sweep")
+@tracking_option
+@click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
+@click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+def resume(sweep, tracking_uri, address, num_cpus, verbose):
+    """Continue SWEEP after its driver died: errored and interrupted trials resume from checkpoints."""
+    from sweep.cluster import ClusterConfigError
+    from sweep.resume import ResumeError, print_outcome, resume_sweep
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    try:
+        outcome = resume_sweep(store, sweep, address=address, verbose=verbose, num_cpus=num_cpus)
+    except (ResumeError, ClusterConfigError) as exc:
+        fail(str(exc))
+    print_outcome(outcome, Console())
+    sys.exit(EXIT_TRIALS_FAILED if outcome.n_failed == len(outcome.statuses) else 0)
+
+
+@main.command()
+@click.argument("sweep")
+@tracking_option
+@click.option(
+    "--stale-after", type=click.FloatRange(min=0), default=None,
+    help="Seconds without a metric before a RUNNING run counts as orphaned "
+    "(default: 0 once the sweep's driver has finished, else 600).",
+)
+def cleanup(sweep, tracking_uri, stale_after):
+    """Mark SWEEP's trial runs still RUNNING without a live trial as KILLED, with the reason as a tag."""
+    from sweep.cleanup import DEFAULT_STALE_AFTER_S, close_orphans
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    run = store.sweep_run(sweep)
+    if run is None:
+        fail(f"no sweep {sweep!r} in {store.uri}")
+    if stale_after is None:
+        stale_after = DEFAULT_STALE_AFTER_S if run.info.status == "RUNNING" else 0.0
+    closed = close_orphans(store, run.data.tags[names.T_SWEEP_ID], stale_after)
+    click.echo(f"closed {len(closed)} orphaned run(s)" + "".join(f"\n  {k}" for k in closed))

@@ -8,7 +8,6 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import ray
 import yaml
@@ -18,11 +17,15 @@ from rich.live import Live
 from rich.text import Text
 
 from evaluators import names
+from sweep.cleanup import close_orphans
+from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri
 from sweep.trainable import run_trial
 
 DEFAULT_STORAGE = "esweep-results"
+STORAGE_TAG = "esweep.storage_path"  # where `esweep resume` finds the Tune experiment
+SPEC_ARTIFACT = "spec.yaml"
 PROGRESS_METRIC = names.EVAL_RECON_MSE
 
 
@@ -35,6 +38,7 @@ class SweepOutcome:
     statuses: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    orphans_closed: list[str] = field(default_factory=list)
 
     @property
     def n_failed(self) -> int:
@@ -55,6 +59,9 @@ class Progress(tune.Callback):
 
     def __getstate__(self):  # Tune pickles callbacks with the experiment state; the terminal stays here
         return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
+
+    def __setstate__(self, state):  # restored by `esweep resume`: a terminal of its own
+        self.__dict__.update(state, console=Console(), live=None)
 
     def _render(self) -> Text:
         elapsed = int(time.monotonic() - self.started)
@@ -137,7 +144,9 @@ def run_sweep(
     t0 = time.monotonic()
     trials = expand(spec)
     uri = resolve_tracking_uri(tracking_uri or spec.tracking_uri)
-    storage = str(Path(storage_path or spec.storage_path or DEFAULT_STORAGE).resolve())
+    storage = resolve_storage(storage_path or spec.storage_path or DEFAULT_STORAGE)
+    init_ray(address, verbose, num_cpus)
+    check_tracking_store(uri)  # before any run is created or trial scheduled
     store = Store(uri)
     experiment_id = store.experiment_id()
     sweep_id = new_sweep_id(spec.name)
@@ -145,12 +154,11 @@ def run_sweep(
         experiment_id,
         sweep_id,
         {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(len(trials)), "spec_digest": spec_digest(spec)},
-        {"esweep.storage_path": storage},
+        {STORAGE_TAG: storage},
     )
-    store.log_artifact_bytes(parent_run_id, "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json")).encode())
+    store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     console.print(f"sweep [bold]{sweep_id}[/bold]: {len(trials)} trials -> MLflow {uri}")
 
-    init_ray(address, verbose, num_cpus)
     ctx = {"tracking_uri": uri, "experiment_id": experiment_id, "sweep_id": sweep_id, "parent_run_id": parent_run_id}
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     tuner = tune.Tuner(
@@ -172,14 +180,20 @@ def run_sweep(
         ),
     )
     grid = tuner.fit()
-    outcome = SweepOutcome(sweep_id, parent_run_id, uri, storage)
+    return record_outcome(store, grid, SweepOutcome(sweep_id, parent_run_id, uri, storage), t0)
+
+
+def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t0: float, step: int = 0) -> SweepOutcome:
+    """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished."""
     for result in grid:
         key = result.config["trial"]["key"]
         outcome.statuses[key] = "ERROR" if result.error else "TERMINATED"
         if result.error:
             outcome.errors[key] = str(result.error).strip().splitlines()[-1][:300]
     outcome.wall_time_s = time.monotonic() - t0
-    store.log_metrics(parent_run_id, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed})
-    store.log_artifact_bytes(parent_run_id, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
-    store.finish(parent_run_id, "FINISHED")
+    parent = outcome.parent_run_id
+    store.log_metrics(parent, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed}, step)
+    store.log_artifact_bytes(parent, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
+    outcome.orphans_closed = close_orphans(store, outcome.sweep_id)  # the Tuner returned: no trial is live
+    store.finish(parent, "FINISHED")
     return outcome

@@ -6,6 +6,7 @@ never create duplicates. Metric steps already logged are skipped on replay, so r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -26,6 +27,8 @@ from evaluators import names
 
 T = TypeVar("T")
 DEFAULT_DB = "mlflow.db"
+SPOOL_FILE = "mlflow-spool.jsonl"
+SHORT_RETRY = 3  # ~0.6 s: rides out a blip; a longer outage goes to the spool instead of stalling training
 DEFAULT_EXPERIMENT = "esweep"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
@@ -100,26 +103,40 @@ def package_version() -> str:
         return "unknown"
 
 
+def is_transient(exc: Exception) -> bool:
+    return isinstance(exc, (MlflowException, OSError)) and any(
+        s in str(exc).lower()
+        for s in ("database is locked", "connection", "temporarily", "timed out", "503", "502", "max retries")
+    )
+
+
+def bound_http_retries() -> None:
+    """MLflow's own HTTP backoff (7 retries, factor 2) would stall a trial for minutes; we retry and spool."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
 def with_retry(fn: Callable[[], T], attempts: int = 8, base_delay: float = 0.2) -> T:
     """Retry transient store errors (sqlite 'database is locked', a server briefly away)."""
     for i in range(attempts):
         try:
             return fn()
         except (MlflowException, OSError) as exc:
-            transient = any(
-                s in str(exc).lower()
-                for s in ("database is locked", "connection", "temporarily", "timed out", "503", "502", "max retries")
-            )
-            if not transient or i == attempts - 1:
+            if not is_transient(exc) or i == attempts - 1:
                 raise
             time.sleep(base_delay * 2**i)
     raise AssertionError("unreachable")
 
 
 class Store:
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, spool_path: Path | None = None):
+        """``spool_path``: a JSONL file where metric batches wait while the server is unreachable."""
         self.uri = tracking_uri
+        if tracking_uri.startswith(("http://", "https://")):
+            bound_http_retries()
         self.client = MlflowClient(tracking_uri)
+        self.spool_path = spool_path
 
     # experiments and runs -------------------------------------------------------------------------
     def experiment_id(self, name: str = DEFAULT_EXPERIMENT) -> str:
@@ -211,13 +228,45 @@ class Store:
         with_retry(lambda: self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        """With a spool, an unreachable server does not stop training: the batch waits in the spool."""
         ts = int(time.time() * 1000)
         batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        if self.spool_path is None:
+            self._send_metrics(run_id, batch)
+            return
+        try:
+            self.flush_spool(SHORT_RETRY)
+            self._send_metrics(run_id, batch, SHORT_RETRY)
+        except (MlflowException, OSError) as exc:
+            if not is_transient(exc):
+                raise
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.spool_path.open("a") as f:
+                f.write(json.dumps({"run_id": run_id, "metrics": [[m.key, m.value, m.timestamp, m.step] for m in batch]}))
+                f.write("\n")
+
+    def _send_metrics(self, run_id: str, batch: list[Metric], attempts: int = 8) -> None:
         for i in range(0, len(batch), 900):  # MLflow's per-batch limit is 1000 metrics
             chunk = batch[i : i + 900]
-            with_retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
+            with_retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk), attempts)
+
+    def flush_spool(self, attempts: int = 8) -> int:
+        """Deliver spooled batches in order; what is not delivered stays spooled. Returns batches sent."""
+        if self.spool_path is None or not self.spool_path.exists():
+            return 0
+        lines = [ln for ln in self.spool_path.read_text().splitlines() if ln.strip()]
+        for sent, line in enumerate(lines):
+            entry = json.loads(line)
+            try:
+                self._send_metrics(entry["run_id"], [Metric(*m) for m in entry["metrics"]], attempts)
+            except Exception:
+                self.spool_path.write_text("".join(f"{ln}\n" for ln in lines[sent:]))
+                raise
+        self.spool_path.unlink()
+        return len(lines)
 
     def last_logged_step(self, run_id: str, key: str) -> int:
+        self.flush_spool()  # a restarted trial compares against everything it logged, spooled or not
         history = with_retry(lambda: self.client.get_metric_history(run_id, key))
         return max((m.step for m in history), default=-1)
 
@@ -230,6 +279,7 @@ class Store:
             with_retry(lambda: self.client.log_artifact(run_id, str(path), None if parent == "." else parent))
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.flush_spool()  # a run is closed only once its spooled metrics are in
         with_retry(lambda: self.client.set_terminated(run_id, status=status))
 
     def mark_failed(self, run_id: str, reason: str) -> None:

@@ -12,9 +12,9 @@ import torch
 from ray import tune
 
 from evaluators import names
+from sweep.tracking import SPOOL_FILE, Store
 from trainers.config import TrainConfig
 from trainers.loop import DivergedError, TrainResult, train
-from sweep.tracking import Store
 
 CHECKPOINT_FILE = "state.pt"
 DIVERGED = "diverged"
@@ -56,7 +56,7 @@ def run_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable. ``config['ctx']`` is the sweep context, ``config['trial']`` this trial."""
     ctx, trial = config["ctx"], config["trial"]
     cfg = TrainConfig.model_validate(trial["train"])
-    store = Store(ctx["tracking_uri"])
+    store = Store(ctx["tracking_uri"], spool_path=Path(tune.get_context().get_trial_dir()) / SPOOL_FILE)
     run = store.find_or_create_trial_run(
         ctx["experiment_id"],
         ctx["sweep_id"],

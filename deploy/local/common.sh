@@ -1,0 +1,37 @@
+# Shared settings for the local-cluster scripts; every value can be overridden from the environment.
+ESWEEP_LOCAL_DIR=${ESWEEP_LOCAL_DIR:-$PWD/.esweep-local}
+ESWEEP_RAY_PORT=${ESWEEP_RAY_PORT:-6390}
+ESWEEP_DASHBOARD_PORT=${ESWEEP_DASHBOARD_PORT:-8265}
+ESWEEP_RAY_CLIENT_PORT=${ESWEEP_RAY_CLIENT_PORT:-10001}
+ESWEEP_MLFLOW_PORT=${ESWEEP_MLFLOW_PORT:-5000}
+# Dashboard agents listen on this port (head) and the next ones (workers): fixed, so two clusters on one
+# machine must be given different values.
+ESWEEP_AGENT_PORT=${ESWEEP_AGENT_PORT:-52365}
+# Ray's own temp dir, short (unix socket paths) and per cluster, so a plain `ray.init()` elsewhere on this
+# machine does not find and join this cluster through /tmp/ray/ray_current_cluster.
+ESWEEP_RAY_TEMP=${ESWEEP_RAY_TEMP:-/tmp/esweep-ray-$ESWEEP_RAY_PORT}
+mkdir -p "$ESWEEP_LOCAL_DIR"
+
+# Token authentication for every Ray process started here and every client that sources this file.
+export RAY_AUTH_MODE=token
+export RAY_AUTH_TOKEN_PATH="$ESWEEP_LOCAL_DIR/ray-token"
+
+wait_for_line() {  # wait_for_line FILE TEXT SECONDS PID: until TEXT is in FILE, failing if PID exits first
+    local deadline=$((SECONDS + $3))
+    until grep -q "$2" "$1" 2>/dev/null; do
+        if ((SECONDS > deadline)) || ! kill -0 "$4" 2>/dev/null; then
+            echo "no '$2' in $1" >&2; tail -20 "$1" >&2; return 1
+        fi
+        sleep 0.5
+    done
+}
+
+stop_pidfile() {  # stop_pidfile FILE: SIGTERM the process group it names, wait for it to go
+    local pid
+    [ -s "$1" ] || return 0
+    pid=$(cat "$1")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$1"
+}
