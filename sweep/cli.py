@@ -125,7 +125,7 @@ def submit(spec, address, tracking_uri, storage_path):
 
     try:
         job_id = jobs.submit(address, spec, tracking_uri, storage_path)
-    except SpecError as exc:
+    except (SpecError, jobs.JobsError) as exc:
         fail(str(exc))
     click.echo(job_id)
 
@@ -136,7 +136,11 @@ def list_jobs(address):
     """List the cluster's Ray Jobs, newest first."""
     from sweep import jobs
 
-    for job_id, status, entry in jobs.list_jobs(address):
+    try:
+        listed = jobs.list_jobs(address)
+    except jobs.JobsError as exc:
+        fail(str(exc))
+    for job_id, status, entry in listed:
         click.echo(f"{job_id:32s} {status:10s} {entry}")
 
 
@@ -148,10 +152,13 @@ def logs(job_id, address, follow):
     """Print a Ray Job's logs."""
     from sweep import jobs
 
-    if follow:
-        jobs.follow_logs(address, job_id, lambda chunk: click.echo(chunk, nl=False))
-    else:
-        click.echo(jobs.job_logs(address, job_id), nl=False)
+    try:
+        if follow:
+            jobs.follow_logs(address, job_id, lambda chunk: click.echo(chunk, nl=False))
+        else:
+            click.echo(jobs.job_logs(address, job_id), nl=False)
+    except jobs.JobsError as exc:
+        fail(str(exc))
 
 
 @main.command()
@@ -161,7 +168,11 @@ def stop(job_id, address):
     """Stop a Ray Job (its trials' MLflow runs are closed by `esweep cleanup`)."""
     from sweep import jobs
 
-    click.echo("stopping" if jobs.stop_job(address, job_id) else "already ended")
+    try:
+        stopping = jobs.stop_job(address, job_id)
+    except jobs.JobsError as exc:
+        fail(str(exc))
+    click.echo("stopping" if stopping else "already ended")
 
 
 @main.command()

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ray.exceptions import RayError
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from sweep.spec import SweepSpec, builtin_specs, load_spec
@@ -23,6 +24,17 @@ PACKAGES = ("sweep", "trainers", "evaluators")
 PROJECT_FILES = ("pyproject.toml",)
 SPEC_IN_JOB = "esweep-spec.yaml"
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+
+
+class JobsError(RuntimeError):
+    """The Jobs API could not be reached or refused us (e.g. no token); the message is Ray's."""
+
+
+def _client(address: str) -> JobSubmissionClient:
+    try:
+        return JobSubmissionClient(address)
+    except (ConnectionError, RuntimeError, RayError) as exc:  # unreachable, refused, or no/wrong token
+        raise JobsError(f"Ray Jobs API at {address}: {str(exc).strip().splitlines()[-1]}") from None
 
 
 def project_root() -> Path:
@@ -66,7 +78,7 @@ def entrypoint(spec_arg: str, tracking_uri: str | None, storage_path: str | None
 def submit(address: str, spec: str, tracking_uri: str | None = None, storage_path: str | None = None) -> str:
     """Validate the spec here, then submit it; returns the job id."""
     parsed: SweepSpec = load_spec(spec)
-    client = JobSubmissionClient(address)
+    client = _client(address)
     with tempfile.TemporaryDirectory() as tmp:
         archive, spec_arg = build_working_dir(spec, Path(tmp))
         return client.submit_job(
@@ -79,26 +91,26 @@ def submit(address: str, spec: str, tracking_uri: str | None = None, storage_pat
 
 def list_jobs(address: str) -> list[tuple[str, str, str]]:
     """(job id, status, entrypoint), newest first."""
-    jobs = JobSubmissionClient(address).list_jobs()
+    jobs = _client(address).list_jobs()
     jobs.sort(key=lambda j: j.start_time or 0, reverse=True)
     return [(j.submission_id or j.job_id or "-", str(j.status.value), j.entrypoint) for j in jobs]
 
 
 def job_logs(address: str, job_id: str) -> str:
-    return JobSubmissionClient(address).get_job_logs(job_id)
+    return _client(address).get_job_logs(job_id)
 
 
 def follow_logs(address: str, job_id: str, write) -> None:
     async def tail() -> None:
-        async for chunk in JobSubmissionClient(address).tail_job_logs(job_id):
+        async for chunk in _client(address).tail_job_logs(job_id):
             write(chunk)
 
     asyncio.run(tail())
 
 
 def stop_job(address: str, job_id: str) -> bool:
-    return JobSubmissionClient(address).stop_job(job_id)
+    return _client(address).stop_job(job_id)
 
 
 def job_status(address: str, job_id: str) -> JobStatus:
-    return JobSubmissionClient(address).get_job_status(job_id)
+    return _client(address).get_job_status(job_id)

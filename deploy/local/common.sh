@@ -10,6 +10,7 @@ ESWEEP_AGENT_PORT=${ESWEEP_AGENT_PORT:-52365}
 # Ray's own temp dir, short (unix socket paths) and per cluster, so a plain `ray.init()` elsewhere on this
 # machine does not find and join this cluster through /tmp/ray/ray_current_cluster.
 ESWEEP_RAY_TEMP=${ESWEEP_RAY_TEMP:-/tmp/esweep-ray-$ESWEEP_RAY_PORT}
+export ESWEEP_LOCAL_DIR ESWEEP_RAY_PORT ESWEEP_DASHBOARD_PORT ESWEEP_RAY_CLIENT_PORT ESWEEP_MLFLOW_PORT ESWEEP_AGENT_PORT ESWEEP_RAY_TEMP
 mkdir -p "$ESWEEP_LOCAL_DIR"
 
 # Token authentication for every Ray process started here and every client that sources this file.

@@ -8,14 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.." && ROOT=$PWD && cd - >/dev/null
 source "$ROOT/deploy/local/common.sh"
 WORKERS=${ESWEEP_WORKERS:-2}
-OBJECT_STORE=${ESWEEP_OBJECT_STORE_BYTES:-150000000}
 
 if [ ! -s "$RAY_AUTH_TOKEN_PATH" ]; then
     (umask 077 && python -c 'import secrets; print(secrets.token_hex(32))' > "$RAY_AUTH_TOKEN_PATH")
 fi
-common=(--block --node-ip-address 127.0.0.1 --num-gpus 0 --object-store-memory "$OBJECT_STORE" --disable-usage-stats)
-
-setsid ray start --head "${common[@]}" --port "$ESWEEP_RAY_PORT" --ray-client-server-port "$ESWEEP_RAY_CLIENT_PORT" \
+setsid ray start --head --block --node-ip-address 127.0.0.1 --num-gpus 0 --disable-usage-stats \
+    --object-store-memory "${ESWEEP_OBJECT_STORE_BYTES:-150000000}" --port "$ESWEEP_RAY_PORT" --ray-client-server-port "$ESWEEP_RAY_CLIENT_PORT" \
     --dashboard-host 127.0.0.1 --dashboard-port "$ESWEEP_DASHBOARD_PORT" --include-dashboard true \
     --num-cpus 0 --resources '{"esweep_head": 1}' --temp-dir "$ESWEEP_RAY_TEMP" \
     --dashboard-agent-listen-port "$ESWEEP_AGENT_PORT" \
@@ -23,15 +21,8 @@ setsid ray start --head "${common[@]}" --port "$ESWEEP_RAY_PORT" --ray-client-se
 echo $! > "$ESWEEP_LOCAL_DIR/head.pid"
 wait_for_line "$ESWEEP_LOCAL_DIR/head.log" "block forever" 120 "$(cat "$ESWEEP_LOCAL_DIR/head.pid")"
 
-# Each node its own temp dir: nodes sharing one would unpack a job's working_dir over each other.
-for i in $(seq 1 "$WORKERS"); do
-    setsid ray start "${common[@]}" --address "127.0.0.1:$ESWEEP_RAY_PORT" --num-cpus 1 \
-        --resources "{\"esweep_worker$i\": 1}" --dashboard-agent-listen-port $((ESWEEP_AGENT_PORT + i)) \
-        --temp-dir "$ESWEEP_RAY_TEMP-w$i" > "$ESWEEP_LOCAL_DIR/worker$i.log" 2>&1 &
-    echo $! > "$ESWEEP_LOCAL_DIR/worker$i.pid"
-    # one at a time: nodes sharing an IP that register at once can miss each other's startup
-    wait_for_line "$ESWEEP_LOCAL_DIR/worker$i.log" "block forever" 120 "$(cat "$ESWEEP_LOCAL_DIR/worker$i.pid")"
-done
+# one at a time: nodes sharing an IP that register at once can miss each other's startup
+for i in $(seq 1 "$WORKERS"); do "$ROOT/deploy/local/start-worker.sh" "$i"; done
 
 cat > "$ESWEEP_LOCAL_DIR/ray.env" <<ENV
 export RAY_AUTH_MODE=token
