@@ -32,6 +32,9 @@ P_ARCH = "arch"
 P_BATCH_SIZE = "batch_size"
 P_LR = "lr"
 P_WEIGHT_DECAY = "weight_decay"
+P_TARGET = "target"
+P_SEARCH_METRIC = "search_metric"
+P_SEARCH_MODE = "search_mode"
 
 # tags
 T_SWEEP_ID = "esweep.sweep_id"
@@ -48,6 +51,7 @@ ROLE_TRIAL = "trial"
 
 ARTIFACT_SPECTRUM = "spectrum.json"
 ARTIFACT_ENCODINGS = "encodings.npz"
+ARTIFACT_PLOT_SEARCH_HISTORY = "plots/search_history.png"
 ARTIFACT_CONTROL_TRAJECTORY = "control/trajectory.json"
 ARTIFACT_PLOT_CONTROL_LAMBDA = "plots/control_lambda.png"
 ARTIFACT_PLOT_CONTROL_ECC = "plots/control_eccentricity.png"

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from evaluators import names
 from sweep import leaderboard as lb
-from sweep.spec import SpecError, builtin_specs, load_spec
+from sweep.spec import SpecError, builtin_specs, load_spec, parse_spec
 from sweep.tracking import Store, artifact_root_for, resolve_tracking_uri
 
 EXIT_BAD_INPUT = 2
@@ -44,6 +44,44 @@ def run(spec, tracking_uri, storage_path, address, num_cpus, verbose):
         parsed = load_spec(spec)
     except SpecError as exc:
         fail(str(exc))
+    run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose)
+
+
+@main.command()
+@click.option("--method", required=True, help="A method that takes lambda (eae, vae, wae-mmd, rae-*, entropic).")
+@click.option("--eccentricity", type=float, default=None, help="Target eccentricity, in [0, 10).")
+@click.option("--reg", type=float, default=None, help="Target value of the regulariser loss (instead).")
+@click.option("--dataset", default="mnist5k", show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--latent-dim", type=int, default=8, show_default=True)
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@tracking_option
+@click.option("--storage-path", default=None, help="Ray results and checkpoints folder (default ./esweep-results).")
+@click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
+@click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+def target(method, eccentricity, reg, dataset, seeds, latent_dim, epochs, lr, tracking_uri, storage_path, address,
+           num_cpus, verbose):
+    """One lambda-targeted run: lambda is regulated during training to hold the target (Li & Blair sec. 5)."""
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--seeds: expected comma-separated integers, got {seeds!r}")
+    kind = {"eccentricity": [eccentricity]} if eccentricity is not None else {"reg": [reg]} if reg is not None else {}
+    spec = {
+        "name": f"target-{method}", "dataset": dataset, "methods": [method], "seeds": seed_list,
+        "latent_dims": [latent_dim], "epochs": epochs, "lr": lr, "target": kind,
+        "evaluation": {"fid_samples": 0, "crossrun": len(seed_list) > 1},
+    }
+    try:
+        parsed = parse_spec(spec)
+    except SpecError as exc:
+        fail(str(exc).replace("target.eccentricity", "--eccentricity").replace("methods", "--method"))
+    run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose)
+
+
+def run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose) -> None:
     from sweep.cluster import ClusterConfigError
     from sweep.orchestrate import run_sweep  # Ray is imported only once the spec is known to be good
 
@@ -83,6 +121,25 @@ def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt):
     if fmt == "table":
         click.echo(f"sweep {sweep_id}")
     click.echo(lb.render(board, fmt))
+
+
+@main.command()
+@click.argument("sweep", required=False)
+@tracking_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="HTML file (default SWEEP.html).")
+def report(sweep, tracking_uri, output):
+    """Write one self-contained HTML report of SWEEP (default: the newest): leaderboard and every plot."""
+    from pathlib import Path
+
+    from sweep.report import build_report
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    try:
+        sweep_id, board = lb.leaderboard(store, sweep)
+    except lb.LeaderboardError as exc:
+        fail(str(exc))
+    sweep_id, path = build_report(store, sweep_id, Path(output or f"{sweep_id}.html"))
+    click.echo(f"report for {sweep_id}: {path}")
 
 
 @main.command()

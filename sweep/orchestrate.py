@@ -17,11 +17,12 @@ from rich.live import Live
 from rich.text import Text
 
 from evaluators import names
+from sweep.analysis import analyse_sweep
 from sweep.cleanup import close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri
-from sweep.trainable import run_trial
+from sweep.trainable import run_trial, trial_of
 
 DEFAULT_STORAGE = "esweep-results"
 STORAGE_TAG = "esweep.storage_path"  # where `esweep resume` finds the Tune experiment
@@ -97,7 +98,7 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
         self.failed.add(trial.trial_id)
-        self.console.print(f"[red]trial failed[/red] {trial.config['trial']['key']}: see `esweep leaderboard`")
+        self.console.print(f"[red]trial failed[/red] {trial_of(trial.config, trial.trial_id)['key']}: see `esweep leaderboard`")
         self._update()
 
     def on_experiment_end(self, trials, **info):
@@ -118,7 +119,7 @@ def init_ray(address: str | None, verbose: bool, num_cpus: int | None = None) ->
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)  # a fresh local Ray, never a stray cluster
 
 
 def trial_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> dict:
@@ -128,6 +129,47 @@ def trial_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> di
             [{"key": t.key, "config_key": t.config_key, "train": t.train.model_dump(mode="json")} for t in trials]
         ),
     }
+
+
+def search_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> dict:
+    """Ranges for the searcher: lambda log-uniform, mu uniform above 0.5, d and method as choices."""
+    search = spec.search
+    base = trials[0].train.model_dump(mode="json")
+    space: dict = {"ctx": ctx, "base": base}
+    names_ = [e.name for e in spec.method_entries()]
+    space["method"] = tune.choice(names_) if len(names_) > 1 else names_[0]
+    if search.lambda_range is not None:
+        space["lam"] = tune.loguniform(*search.lambda_range)
+    elif len(spec.lambdas) > 1:
+        space["lam"] = tune.choice(spec.lambdas)
+    if search.mu_range is not None:
+        space["mu"] = tune.uniform(*search.mu_range)
+    elif len(spec.mus) > 1:
+        space["mu"] = tune.choice(spec.mus)
+    space["latent_dim"] = tune.choice(spec.latent_dims) if len(spec.latent_dims) > 1 else spec.latent_dims[0]
+    space["seed"] = tune.choice(spec.seeds) if len(spec.seeds) > 1 else spec.seeds[0]
+    return space
+
+
+def search_tune_config(spec: SweepSpec) -> dict:
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = spec.search
+    # the objective may exist only in a trial's final result (FID is computed after training): the searcher
+    # reads final results only, so per-epoch results need not carry it
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    mode = "min" if search.target is not None else search.mode
+    config = {
+        "search_alg": OptunaSearch(metric=search.objective, mode=mode, seed=search.seed),
+        "num_samples": search.num_samples,
+    }
+    if search.asha:
+        config["scheduler"] = ASHAScheduler(
+            metric=search.asha_metric, mode=search.asha_mode, max_t=spec.epochs, grace_period=search.grace_period,
+            time_attr="training_iteration",
+        )
+    return config
 
 
 def run_sweep(
@@ -159,16 +201,29 @@ def run_sweep(
     store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     console.print(f"sweep [bold]{sweep_id}[/bold]: {len(trials)} trials -> MLflow {uri}")
 
-    ctx = {"tracking_uri": uri, "experiment_id": experiment_id, "sweep_id": sweep_id, "parent_run_id": parent_run_id}
+    ctx = {
+        "tracking_uri": uri,
+        "experiment_id": experiment_id,
+        "sweep_id": sweep_id,
+        "parent_run_id": parent_run_id,
+        "evaluation": spec.evaluation.model_dump(mode="json"),
+    }
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    if spec.search is not None:
+        ctx["search"] = spec.search.model_dump(mode="json")
+        param_space, search_config = search_param_space(spec, trials, ctx), search_tune_config(spec)
+        store.log_params(parent_run_id, {names.P_SEARCH_METRIC: spec.search.objective, names.P_SEARCH_MODE: spec.search.mode})
+    else:
+        param_space, search_config = trial_param_space(spec, trials, ctx), {}
     tuner = tune.Tuner(
         tune.with_resources(run_trial, resources),
-        param_space=trial_param_space(spec, trials, ctx),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             reuse_actors=True,
             max_concurrent_trials=spec.max_concurrent,
-            trial_name_creator=lambda t: t.config["trial"]["key"],
-            trial_dirname_creator=lambda t: f"{t.config['trial']['key']}_{t.trial_id}",
+            trial_name_creator=lambda t: trial_of(t.config, t.trial_id)["key"],
+            trial_dirname_creator=lambda t: f"{trial_of(t.config, t.trial_id)['key']}_{t.trial_id}",
+            **search_config,
         ),
         run_config=tune.RunConfig(
             name=sweep_id,
@@ -186,7 +241,7 @@ def run_sweep(
 def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t0: float, step: int = 0) -> SweepOutcome:
     """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished."""
     for result in grid:
-        key = result.config["trial"]["key"]
+        key = trial_of(result.config, result.path.rstrip("/").rsplit("_", 1)[-1])["key"]
         outcome.statuses[key] = "ERROR" if result.error else "TERMINATED"
         if result.error:
             outcome.errors[key] = str(result.error).strip().splitlines()[-1][:300]
@@ -195,5 +250,6 @@ def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t
     store.log_metrics(parent, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed}, step)
     store.log_artifact_bytes(parent, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
     outcome.orphans_closed = close_orphans(store, outcome.sweep_id)  # the Tuner returned: no trial is live
+    analyse_sweep(store, outcome.sweep_id, parent)
     store.finish(parent, "FINISHED")
     return outcome

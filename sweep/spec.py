@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evaluators.registry import UnknownNameError
 from trainers import methods, networks
 from trainers.config import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TrainConfig
+from trainers.control import ControlConfig
 from trainers.datasets import DATASETS
 
 
@@ -30,6 +31,103 @@ class _Strict(BaseModel):
 class Resources(_Strict):
     cpu: float = Field(1.0, gt=0, description="CPUs per trial")
     gpu: float = Field(0.0, ge=0, description="GPUs per trial (fractions share a GPU)")
+
+
+class EvaluationSpec(_Strict):
+    """What every trial and every configuration is evaluated on, after training (see evaluators/)."""
+
+    samplers: list[str] = Field(default_factory=lambda: ["standard", "matched"], description="latent samplers for FID")
+    fid_samples: int = Field(10_000, ge=0, le=1_000_000, description="generated images per sampler (0: no FID)")
+    fid_reference_size: int | None = Field(None, ge=2, description="test images for FID reference statistics")
+    knn: bool = Field(True, description="KNN error against labelled subset size (Li & Blair Table 2)")
+    plots: bool = Field(True, description="spectrum, latent scatter, eigen-images, samples, reconstructions")
+    crossrun: bool = Field(True, description="angles between seeds, raw and Hungarian-aligned (sec. 4.2)")
+
+    @field_validator("samplers")
+    @classmethod
+    def _samplers(cls, v: list[str]) -> list[str]:
+        from evaluators import sampler_latent
+
+        for name in v:
+            sampler_latent.get(name)
+        return v
+
+
+class TargetSpec(_Strict):
+    """Lambda targeting (Li & Blair sec. 5): lambda regulated during training to hold a target, per trial."""
+
+    eccentricity: list[float] | None = Field(None, min_length=1, description="target eccentricities, each in [0, 10)")
+    reg: list[float] | None = Field(None, min_length=1, description="target values of the regulariser loss")
+    initial_lambda: float | None = Field(None, gt=0, description="lambda at the start (default 1e-2)")
+    control: dict[str, float] = Field(default_factory=dict, description="LambdaController settings (gains, bounds)")
+
+    @field_validator("eccentricity")
+    @classmethod
+    def _ecc_range(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(not 0 <= x < 10 for x in v):
+            raise ValueError("every target eccentricity must be in [0, 10)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetSpec:
+        if (self.eccentricity is None) == (self.reg is None):
+            raise ValueError("give exactly one of 'eccentricity' and 'reg'")
+        try:
+            ControlConfig(**{**self.control, **self.controls()[0]})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"control.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self
+
+    def controls(self) -> list[dict[str, float]]:
+        if self.eccentricity is not None:
+            return [{"target_eccentricity": t} for t in self.eccentricity]
+        return [{"target_reg": t} for t in self.reg or []]
+
+
+class SearchSpec(_Strict):
+    """A search instead of a grid: Optuna (through Ray Tune's OptunaSearch) over ranges, optional ASHA stopping."""
+
+    algorithm: Literal["optuna"] = "optuna"
+    metric: str = Field(description="any per-trial leaderboard metric, e.g. eval/fid/standard or eval/eccentricity")
+    mode: Literal["min", "max"] = "min"
+    target: float | None = Field(None, description="minimise |metric - target| instead of the metric itself")
+    num_samples: int = Field(16, ge=1, le=100_000, description="trials the search runs")
+    lambda_range: tuple[float, float] | None = Field(None, description="[low, high], sampled log-uniformly (> 0)")
+    mu_range: tuple[float, float] | None = Field(None, description="[low, high], sampled uniformly (> 0.5)")
+    asha: bool = Field(False, description="stop poor trials early (ASHA) on asha_metric, reported every epoch")
+    asha_metric: str = Field("eval/recon_mse", description="per-epoch metric ASHA compares")
+    asha_mode: Literal["min", "max"] = "min"
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before ASHA may stop it")
+    seed: int = Field(0, ge=0, description="the searcher's seed")
+
+    @field_validator("metric", "asha_metric")
+    @classmethod
+    def _metric_name(cls, v: str) -> str:
+        if not v.startswith(("eval/", "train/", "control/")):
+            raise ValueError(f"{v!r} is not a per-trial metric; use an eval/..., train/... or control/... key")
+        return v
+
+    @field_validator("lambda_range")
+    @classmethod
+    def _lambda_range(cls, v):
+        if v is not None and not 0 < v[0] < v[1]:
+            raise ValueError("lambda_range must be [low, high] with 0 < low < high")
+        return v
+
+    @field_validator("mu_range")
+    @classmethod
+    def _mu_range(cls, v):
+        if v is not None and not 0.5 < v[0] < v[1]:
+            raise ValueError("mu_range must be [low, high] with 0.5 < low < high")
+        return v
+
+    @property
+    def objective(self) -> str:
+        return SEARCH_OBJECTIVE if self.target is not None else self.metric
+
+
+SEARCH_OBJECTIVE = "search/objective"
 
 
 class MethodEntry(_Strict):
@@ -90,6 +188,25 @@ class SweepSpec(_Strict):
     storage_path: str | None = Field(None, description="Ray results and checkpoints (default ./esweep-results)")
     data_root: str | None = Field(None, description="folder of on-disk datasets")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    target: TargetSpec | None = Field(None, description="regulate lambda to hold a target, in place of a lambda grid")
+    search: SearchSpec | None = Field(None, description="an Optuna search over ranges, in place of the grid")
+
+    @model_validator(mode="after")
+    def _run_type(self) -> SweepSpec:
+        entries = self.method_entries()
+        if self.target is not None:
+            if "lambdas" in self.model_fields_set or any(e.lambdas for e in entries):
+                raise ValueError("target: cannot be combined with a lambda grid; remove 'lambdas'")
+            for e in entries:
+                if not methods.get(e.name).takes_lambda:
+                    raise ValueError(f"target: method {e.name!r} takes no lambda, so it cannot be targeted")
+        if self.search is not None:
+            if self.target is not None:
+                raise ValueError("search: cannot be combined with 'target'")
+            if self.search.lambda_range is not None and ("lambdas" in self.model_fields_set or any(e.lambdas for e in entries)):
+                raise ValueError("search: give lambda either as 'lambda_range' or as 'lambdas', not both")
+        return self
 
     @field_validator("lambdas")
     @classmethod
@@ -168,9 +285,14 @@ def expand(spec: SweepSpec) -> list[TrialSpec]:
         cls = methods.get(entry.name)
         lams = (entry.lambdas or spec.lambdas) if cls.takes_lambda else [None]
         mus = (entry.mus or spec.mus) if cls.takes_mu else [None]
-        for lam, mu, d, seed in itertools.product(lams, mus, spec.latent_dims, spec.seeds):
-            config_key = f"{entry.name}__lam{_fmt(lam)}__mu{_fmt(mu)}__d{d}"
+        controls: list[dict | None] = [None]
+        if spec.target is not None:
+            lams, controls = [spec.target.initial_lambda], [{**spec.target.control, **c} for c in spec.target.controls()]
+        for lam, control, mu, d, seed in itertools.product(lams, controls, mus, spec.latent_dims, spec.seeds):
+            lam_part = f"lam{_fmt(lam)}" if control is None else target_label(control)
+            config_key = f"{entry.name}__{lam_part}__mu{_fmt(mu)}__d{d}"
             cfg = TrainConfig(
+                control=control,
                 method=entry.name,
                 dataset=spec.dataset,
                 arch=spec.arch,
@@ -190,6 +312,12 @@ def expand(spec: SweepSpec) -> list[TrialSpec]:
     return trials
 
 
+def target_label(control: dict | ControlConfig) -> str:
+    """'target-ecc0.4' or 'target-reg-2': how a targeted configuration reads in keys and the leaderboard."""
+    c = control if isinstance(control, ControlConfig) else ControlConfig(**control)
+    return f"target-ecc{c.target_eccentricity:g}" if c.target_eccentricity is not None else f"target-reg{c.target_reg:g}"
+
+
 def _format_validation_error(exc: ValidationError) -> str:
     lines = []
     errors = exc.errors()
@@ -200,7 +328,7 @@ def _format_validation_error(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (not allowed)"
-        lines.append(f"{loc or '<spec>'}: {msg}")
+        lines.append(f"{loc}: {msg}" if loc else msg)
     return "invalid sweep spec:\n  " + "\n  ".join(dict.fromkeys(lines))
 
 

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from evaluators import names
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars amid our own output
 T = TypeVar("T")
 DEFAULT_DB = "mlflow.db"
 SPOOL_FILE = "mlflow-spool.jsonl"

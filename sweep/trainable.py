@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
 from evaluators import names
+from evaluators.plots import trajectories_plot
+from evaluators.trial_eval import evaluate_trial
+from sweep.spec import SEARCH_OBJECTIVE, target_label
 from sweep.tracking import SPOOL_FILE, Store
+from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import DivergedError, TrainResult, train
 
 CHECKPOINT_FILE = "state.pt"
 DIVERGED = "diverged"
+SEARCHED = ("method", "lam", "mu", "latent_dim", "seed")  # the TrainConfig fields a search may sample
+XRUN_TRAIN = 10_000  # training encodings kept per trial for the Hungarian alignment's cross-covariance
 
 
 def trial_params(cfg: TrainConfig) -> dict[str, str]:
     return {
         names.P_METHOD: cfg.method,
-        names.P_LAMBDA: "-" if cfg.lam is None else f"{cfg.lam:g}",
+        names.P_LAMBDA: "-" if cfg.lam is None or cfg.control is not None else f"{cfg.lam:g}",
         names.P_MU: "-" if cfg.effective_mu is None else f"{cfg.effective_mu:g}",
         names.P_LATENT_DIM: str(cfg.latent_dim),
         names.P_SEED: str(cfg.seed),
@@ -33,6 +42,7 @@ def trial_params(cfg: TrainConfig) -> dict[str, str]:
         names.P_BATCH_SIZE: str(cfg.batch_size),
         names.P_LR: f"{cfg.lr:g}",
         names.P_WEIGHT_DECAY: f"{cfg.weight_decay:g}",
+        names.P_TARGET: "-" if cfg.control is None else target_label(cfg.control),
     }
 
 
@@ -45,16 +55,100 @@ def _load_checkpoint() -> dict[str, Any] | None:
 
 
 def log_final(store: Store, run_id: str, result: TrainResult, wall_time: float) -> dict[str, float]:
-    final = {k: v for k, v in result.metrics.items() if k.startswith("eval/")}
+    final = {k: v for k, v in result.metrics.items() if k.startswith(("eval/", names.CONTROL_FINAL_LAMBDA, names.CONTROL_ABS_ERROR))}
     final[names.EVAL_WALL_TIME] = wall_time
     store.log_metrics(run_id, final, step=result.epochs_run)
     store.log_artifact_bytes(run_id, names.ARTIFACT_SPECTRUM, json.dumps(result.spectrum).encode())
     return final
 
 
+def encodings_npz(result: TrainResult) -> bytes:
+    """Train (first XRUN_TRAIN images) and test encodings: what cross-run analysis needs from each seed."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, train_z=result.train_z[:XRUN_TRAIN].numpy(), test_z=result.test_z.numpy())
+    return buf.getvalue()
+
+
+def evaluate_and_log(
+    store: Store, run_id: str, cfg: TrainConfig, result: TrainResult, evaluation: dict[str, Any] | None
+) -> dict[str, float]:
+    """FID per sampler, downstream KNN, plots and the trial report (evaluators.trial_eval), logged to the run."""
+    if evaluation is None:
+        return {}
+    metrics, params, artifacts = evaluate_trial(
+        result.model,
+        result.data,
+        result.train_z,
+        result.test_z,
+        samplers=evaluation["samplers"],
+        fid_samples=evaluation["fid_samples"],
+        fid_reference_size=evaluation["fid_reference_size"],
+        knn=evaluation["knn"],
+        plots=evaluation["plots"],
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    store.log_params(run_id, params)
+    store.log_metrics(run_id, metrics, step=result.epochs_run)
+    if evaluation["crossrun"]:
+        artifacts[names.ARTIFACT_ENCODINGS] = encodings_npz(result)
+    if result.control_trajectory:
+        steps, lams, estimates = zip(*result.control_trajectory, strict=True)
+        artifacts[names.ARTIFACT_CONTROL_TRAJECTORY] = json.dumps(
+            {"step": steps, "lambda": lams, "eccentricity_estimate": estimates}
+        ).encode()
+        artifacts[names.ARTIFACT_PLOT_CONTROL_LAMBDA] = trajectories_plot(
+            {"lambda": (steps, lams)}, ylabel="lambda", title="lambda trajectory", logy=True
+        )
+        artifacts[names.ARTIFACT_PLOT_CONTROL_ECC] = trajectories_plot(
+            {"eccentricity estimate": (steps, estimates)},
+            ylabel="eccentricity",
+            title="eccentricity trajectory",
+            target=cfg.control.target_eccentricity,
+        )
+    for name, data in artifacts.items():
+        store.log_artifact_bytes(run_id, name, data)
+    return metrics
+
+
+def search_trial(config: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    """A search trial's spec from the values the searcher sampled; lambda/mu dropped where the method has none."""
+    train_dict = dict(config["base"])
+    train_dict.update({k: config[k] for k in SEARCHED if k in config})
+    cls = methods.get(train_dict["method"])
+    if not cls.takes_lambda:
+        train_dict["lam"] = None
+    if not cls.takes_mu:
+        train_dict["mu"] = None
+    lam, mu = train_dict.get("lam"), train_dict.get("mu")
+    key = (
+        f"{train_dict['method']}__lam{'-' if lam is None else format(lam, '.4g')}__mu{'-' if mu is None else format(mu, '.4g')}"
+        f"__d{train_dict['latent_dim']}__s{train_dict['seed']}__{trial_id}"
+    )
+    return {"key": key, "config_key": key, "train": train_dict}
+
+
+def trial_of(config: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    return config["trial"] if "trial" in config else search_trial(config, trial_id)
+
+
+def with_search_objective(metrics: dict[str, float], search: dict[str, Any] | None) -> dict[str, float]:
+    """Tune's searcher reads its objective from every result: per epoch it may not exist yet (FID comes after
+    training), so the worst value stands in until the final result."""
+    if not search:
+        return metrics
+    worst = math.inf if search["mode"] == "min" or search.get("target") is not None else -math.inf
+    value = metrics.get(search["metric"], math.nan)
+    out = dict(metrics)
+    if search.get("target") is not None:
+        out[SEARCH_OBJECTIVE] = worst if math.isnan(value) else abs(value - search["target"])
+    elif math.isnan(value):
+        out[search["metric"]] = worst
+    return out
+
+
 def run_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable. ``config['ctx']`` is the sweep context, ``config['trial']`` this trial."""
-    ctx, trial = config["ctx"], config["trial"]
+    ctx, trial = config["ctx"], trial_of(config, tune.get_context().get_trial_id())
     cfg = TrainConfig.model_validate(trial["train"])
     store = Store(ctx["tracking_uri"], spool_path=Path(tune.get_context().get_trial_dir()) / SPOOL_FILE)
     run = store.find_or_create_trial_run(
@@ -81,10 +175,11 @@ def run_trial(config: dict[str, Any]) -> None:
             store.log_metrics(run_id, metrics, step=epoch)
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(ckpt_state, Path(tmp) / CHECKPOINT_FILE)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(with_search_objective(metrics, ctx.get("search")), checkpoint=tune.Checkpoint.from_directory(tmp))
 
     try:
         result = train(cfg, report=report, resume_state=state)
+        evaluated = evaluate_and_log(store, run_id, cfg, result, ctx.get("evaluation"))
     except DivergedError as exc:
         store.set_tags(run_id, {names.T_FAILURE: f"diverged: {exc}", names.T_STATUS: DIVERGED})
         store.finish(run_id, "FAILED")
@@ -93,7 +188,11 @@ def run_trial(config: dict[str, Any]) -> None:
         # left FAILED with the reason; a retry finds the run again and sets it RUNNING
         store.mark_failed(run_id, f"{type(exc).__name__}: {exc}")
         raise
-    final = log_final(store, run_id, result, time.perf_counter() - started)
+    final = {**evaluated, **log_final(store, run_id, result, time.perf_counter() - started)}
+    search = ctx.get("search")
+    if search and search.get("target") is not None:
+        final[SEARCH_OBJECTIVE] = with_search_objective({**result.metrics, **final}, search)[SEARCH_OBJECTIVE]
+        store.log_metrics(run_id, {SEARCH_OBJECTIVE: final[SEARCH_OBJECTIVE]}, step=result.epochs_run)
     store.set_tags(run_id, {names.T_STATUS: "finished"})
     store.finish(run_id, "FINISHED")
     tune.report({**result.metrics, **final, "done": 1.0})

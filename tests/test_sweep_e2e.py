@@ -3,22 +3,14 @@
 import json
 
 import pytest
-import ray
 from click.testing import CliRunner
 
 from evaluators import names
 from sweep.cli import main
-from sweep.leaderboard import aggregate, trial_frame
+from sweep.leaderboard import aggregate, leaderboard, trial_frame
 from sweep.orchestrate import run_sweep
 from sweep.spec import parse_spec
 from sweep.tracking import Store
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +27,7 @@ def finished_sweep(local_ray, tmp_path_factory):
             "batch_size": 50,
             "lr": 1e-3,
             "max_failures": 1,
+            "evaluation": {"fid_samples": 8, "fid_reference_size": 16, "samplers": ["standard", "matched"]},
         }
     )
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -73,6 +66,34 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
             assert run.info.status == "FAILED"
             assert "diverged" in run.data.tags[names.T_FAILURE]
     assert store.client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+
+
+def test_trials_carry_fid_knn_and_plots_and_the_sweep_carries_crossrun_angles(finished_sweep):
+    outcome, uri = finished_sweep
+    store = Store(uri)
+    for run in store.trial_runs(outcome.sweep_id):
+        if run.info.status != "FINISHED":
+            continue
+        for sampler in ("standard", "matched"):
+            assert run.data.metrics[names.eval_fid(sampler)] > 0
+        assert run.data.params[names.P_FID_SAMPLES] == "8"
+        assert run.data.params[names.P_FID_EXTRACTOR]
+        assert 0 <= run.data.metrics[f"{names.EVAL_KNN_ERROR_PREFIX}all"] <= 100
+        plots = {a.path for a in store.client.list_artifacts(run.info.run_id, "plots")}
+        assert {names.ARTIFACT_PLOT_SPECTRUM, names.ARTIFACT_PLOT_LATENT_2D, names.ARTIFACT_PLOT_EIGEN_IMAGES} <= plots
+    _, board = leaderboard(store, outcome.sweep_id)
+    ok = board[board["failed"] == 0]
+    assert (ok[f"{names.XRUN_ANGLE_RAW}_mean"].between(0, 90)).all()
+    assert (ok[f"{names.XRUN_ANGLE_ALIGNED}_mean"] <= ok[f"{names.XRUN_ANGLE_RAW}_mean"] + 1e-6).all()
+
+
+def test_report_writes_one_self_contained_html(finished_sweep, tmp_path):
+    outcome, uri = finished_sweep
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", outcome.sweep_id, "--tracking-uri", uri, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "leaderboard" in html and "src=\"http" not in html
 
 
 def test_leaderboard_aggregates_seeds_from_mlflow(finished_sweep):

@@ -40,6 +40,7 @@ class TrainResult:
     spectrum: list[float]
     test_z: torch.Tensor
     epochs_run: int
+    train_z: torch.Tensor | None = None  # encodings of the (first max_train) training images, eval mode
     # (step, lambda, eccentricity estimate) after each step of a lambda-controlled run
     control_trajectory: list[tuple[int, float, float]] = field(default_factory=list)
 
@@ -206,12 +207,13 @@ def train(
                 state["control"] = controller.state_dict()
             report(metrics, state)
 
-    model.finish_training(encode_images(model, train_x))
+    train_z = encode_images(model, train_x)
+    model.finish_training(train_z)
     final, ev, test_z = evaluate(model, data.test_x.to(device))
     metrics = {**metrics, **final}
     if controller is None:
-        return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs)
+        return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu())
     controlled = final[names.EVAL_ECCENTRICITY] if cfg.control.target_eccentricity is not None else controller.reg_estimate
     metrics[names.CONTROL_FINAL_LAMBDA] = controller.lam
     metrics[names.CONTROL_ABS_ERROR] = abs(controlled - cfg.control.target)
-    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, list(controller.trajectory))
+    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu(), list(controller.trajectory))
