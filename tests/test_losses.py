@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trainers.losses import eccentric_M, eccentric_loss
+from trainers.losses import eccentric_loss, eccentric_M
 
 
 def reference_eccentric_loss(z, scale=1):
