@@ -20,11 +20,11 @@ if [ "$BACKEND" = postgres ]; then
         install -d -m 700 "$STATE/pg" && [ "$(id -u)" = 0 ] && chown postgres "$STATE/pg"
         "${RUN_AS[@]}" "$PG_BIN/initdb" -D "$STATE/pg" -A trust -U mlflow >/dev/null
     fi
-    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg.log" -w \
+    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/server.log" -w \
         -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null
     "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U mlflow -d postgres -tc "SELECT 1 FROM pg_database WHERE datname='mlflow'" \
         | grep -q 1 || "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U mlflow mlflow
-    STORE_URI="postgresql://mlflow@127.0.0.1:$PG_PORT/mlflow"
+    STORE_URI="postgresql+psycopg2://mlflow@127.0.0.1:$PG_PORT/mlflow"  # pip install psycopg2-binary
 else
     STORE_URI="sqlite:///$STATE/mlflow.db"
 fi
