@@ -70,14 +70,15 @@ def test_packed_matches_unpacked_with_batchnorm(method):
     # mnist-conv has BatchNorm: training-mode batch statistics and running statistics per variant. vmapped
     # convolutions round differently and l_mu cancels two large terms (1e-3 relative); eval runs on running means
     # that carry the rounding-driven biases (see rounding_driven), hence 1e-2 there. Weights whose gradient is
-    # near 0 move by up to lr per Adam step whatever the rounding, hence an absolute tolerance of lr per step
+    # near 0 move by up to lr per Adam step whatever the rounding, in either direction in each of the two runs,
+    # hence an absolute tolerance of 2 lr per step (2 steps here)
     data = tiny_data((1, 32, 32), n_train=32, n_test=16)
     lam = {"lam": 0.1} if method == "eae" else {}
     # lr 1e-4 is the paper's default; at 1e-3 the rounding-driven biases move eval metrics by ~2%
     cfgs = [cfg(method, arch="mnist-conv", epochs=1, eval_probe=16, seed=s, lr=1e-4, **lam) for s in (0, 1)]
     packed = train_packed(cfgs, data=data)
     for c, p in zip(cfgs, packed, strict=True):
-        assert_same(p, train(c, data=data), rel=1e-3, eval_rel=1e-2, weight_atol=2 * 1e-4)
+        assert_same(p, train(c, data=data), rel=1e-3, eval_rel=1e-2, weight_atol=2 * 2 * 1e-4)
 
 
 def test_packed_reports_each_variant_with_resumable_state():
