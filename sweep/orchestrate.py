@@ -115,6 +115,8 @@ def init_ray(address: str | None, verbose: bool, num_cpus: int | None = None) ->
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # per-epoch checkpoints with num_to_keep force experiment snapshots; Tune's warning about it is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     kwargs = dict(log_to_driver=verbose, include_dashboard=False, configure_logging=verbose, logging_level="WARNING")
     if address:
         ray.init(address=address, **kwargs)
