@@ -5,22 +5,8 @@ import math
 import pytest
 import torch
 
+from benchmarks.eccentric_loss import reference_eccentric_loss  # Li & Blair A.3, verbatim
 from trainers.losses import eccentric_loss, eccentric_M
-
-
-def reference_eccentric_loss(z, scale=1):
-    """Li & Blair appendix A.3, verbatim apart from formatting (the oracle for our vectorised version)."""
-    x0 = torch.squeeze(z)
-    x1 = x0.transpose(0, 1)
-    batch = x0.size()[0]
-    dim = x0.size()[1]
-    norm = 2 * dim * (1 + 1 / (2 * scale * (dim - 1))) / (2 * scale - 1)
-    xx = torch.bmm(x0.view(batch, 1, dim), x0.view(batch, dim, 1)).squeeze(2)
-    xx0 = xx.expand(batch, batch)
-    xx1 = xx0.transpose(0, 1)
-    xy = xx0 + xx1 - 2 * torch.matmul(x0, x1)
-    result = torch.sum(xx) - scale * norm * torch.sum(torch.log(1 + xy / norm)) / batch
-    return result / (batch - 1)
 
 
 @pytest.mark.parametrize(("mu", "d", "expected"), [(1.0, 64, 129.0159), (1.5, 64, 64.3386), (64.5, 64, 1.000123)])
