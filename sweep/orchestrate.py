@@ -187,6 +187,7 @@ def run_sweep(
     console = console or Console()
     t0 = time.monotonic()
     trials = expand(spec)
+    n_trials = spec.search.num_samples if spec.search is not None else len(trials)  # a search samples its own
     uri = resolve_tracking_uri(tracking_uri or spec.tracking_uri)
     storage = resolve_storage(storage_path or spec.storage_path or DEFAULT_STORAGE)
     init_ray(address, verbose, num_cpus)
@@ -197,11 +198,11 @@ def run_sweep(
     parent_run_id = store.create_sweep_run(
         experiment_id,
         sweep_id,
-        {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(len(trials)), "spec_digest": spec_digest(spec)},
+        {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(n_trials), "spec_digest": spec_digest(spec)},
         {STORAGE_TAG: storage},
     )
     store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
-    console.print(f"sweep [bold]{sweep_id}[/bold]: {len(trials)} trials -> MLflow {uri}")
+    console.print(f"sweep [bold]{sweep_id}[/bold]: {n_trials} trials -> MLflow {uri}")
 
     ctx = {
         "tracking_uri": uri,
@@ -233,7 +234,7 @@ def run_sweep(
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=1 if verbose else 0,
-            callbacks=[Progress(len(trials), console)],
+            callbacks=[Progress(n_trials, console)],
         ),
     )
     grid = tuner.fit()
