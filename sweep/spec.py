@@ -24,6 +24,19 @@ class SpecError(ValueError):
     """A spec that cannot run; the message names the field and what it allows."""
 
 
+def _check_lambdas(v: list[float] | None) -> list[float] | None:
+    """A lambda grid, sweep-wide or a method's own."""
+    if v is not None and any(x < 0 for x in v):
+        raise ValueError("every lambda must be >= 0")
+    return v
+
+
+def _check_mus(v: list[float] | None) -> list[float] | None:
+    if v is not None and any(not x > 0.5 for x in v):
+        raise ValueError("every mu must be > 0.5")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -143,19 +156,8 @@ class MethodEntry(_Strict):
         methods.get(v)
         return v
 
-    @field_validator("lambdas")
-    @classmethod
-    def _lambda_range(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and any(x < 0 for x in v):
-            raise ValueError("every lambda must be >= 0")
-        return v
-
-    @field_validator("mus")
-    @classmethod
-    def _mu_range(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and any(not x > 0.5 for x in v):
-            raise ValueError("every mu must be > 0.5")
-        return v
+    _lambda_range = field_validator("lambdas")(_check_lambdas)
+    _mu_range = field_validator("mus")(_check_mus)
 
     @model_validator(mode="after")
     def _params_taken(self) -> MethodEntry:
@@ -208,19 +210,8 @@ class SweepSpec(_Strict):
                 raise ValueError("search: give lambda either as 'lambda_range' or as 'lambdas', not both")
         return self
 
-    @field_validator("lambdas")
-    @classmethod
-    def _lambda_range(cls, v: list[float]) -> list[float]:
-        if any(x < 0 for x in v):
-            raise ValueError("every lambda must be >= 0")
-        return v
-
-    @field_validator("mus")
-    @classmethod
-    def _mu_range(cls, v: list[float]) -> list[float]:
-        if any(not x > 0.5 for x in v):
-            raise ValueError("every mu must be > 0.5")
-        return v
+    _lambda_range = field_validator("lambdas")(_check_lambdas)
+    _mu_range = field_validator("mus")(_check_mus)
 
     @field_validator("latent_dims")
     @classmethod
