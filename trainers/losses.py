@@ -16,12 +16,49 @@ def eccentric_M(mu: float, d: int) -> float:
     return 2.0 * d * (1.0 + 1.0 / (2.0 * mu * (d - 1))) / (2.0 * mu - 1.0)
 
 
+class _EccentricLoss(torch.autograd.Function):
+    """l_mu with its gradient in closed form: one n x n buffer is kept for backward, which is a single matmul.
+
+    With t_ij = |z_i - z_j|^2 / M and w_ij = 1 / (1 + t_ij), d l_mu / d z_i = (2n z_i - 4 mu (z_i sum_j w_ij -
+    sum_j w_ij z_j)) / (n(n-1)): autograd through addmm, clamp and log1p needs three more n x n passes.
+    """
+
+    generate_vmap_rule = True  # packed trials (trainers/packed.py) run the loss under vmap
+
+    @staticmethod
+    def forward(z: torch.Tensor, mu: float, M: float) -> tuple[torch.Tensor, torch.Tensor]:
+        n = z.shape[0]
+        sq = (z * z).sum(dim=1)
+        # t_ij = |z_i - z_j|^2 / M from one addmm on the Gram matrix, clamped at 0 in place against rounding,
+        # so that coincident points give log(1) = 0
+        t = torch.addmm((sq[:, None] + sq[None, :]).div_(M), z, z.T, alpha=-2.0 / M).clamp_min_(0.0)
+        repulsion = torch.log1p(t).sum()
+        # Li & Blair eq. (1) as in A.3: sum_ij ||z_i||^2 / (n-1) - mu M sum_ij log(1 + t_ij) / (n(n-1))
+        loss = (n * sq.sum() - mu * M * repulsion) / (n * (n - 1))
+        return loss, t.add_(1.0).reciprocal_()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        z, mu, _ = inputs
+        _, w = output
+        ctx.mu = mu
+        ctx.mark_non_differentiable(w)
+        ctx.save_for_backward(z, w)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor, _grad_w: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        z, w = ctx.saved_tensors
+        n = z.shape[0]
+        grad = (2.0 * n) * z - (4.0 * ctx.mu) * (z * w.sum(dim=1, keepdim=True) - w @ z)
+        return grad * (grad_loss / (n * (n - 1))), None, None
+
+
 def eccentric_loss(z: torch.Tensor, mu: float = 1.0) -> torch.Tensor:
     """l_mu of Li & Blair eq. (1): pairwise K_{mu,M} summed over all (i, j) and divided by n(n-1), as in A.3.
 
-    Squared distances / M come from one addmm on the Gram matrix and are clamped at 0 in place, so coincident
-    points give log(1) = 0 and a finite gradient; three n x n buffers at peak, as in the reference
-    (benchmarks/eccentric_loss.py measures both).
+    Finite for coincident points; forward + backward hold two n x n buffers at peak, where autograd through the
+    reference code holds more (benchmarks/eccentric_loss.py measures time and memory against it).
     """
     if z.ndim != 2:
         z = z.reshape(z.shape[0], -1)
@@ -29,10 +66,8 @@ def eccentric_loss(z: torch.Tensor, mu: float = 1.0) -> torch.Tensor:
     M = eccentric_M(mu, d)
     if n < 2:
         raise ValueError(f"eccentric_loss needs at least 2 points, got {n}")
-    sq = (z * z).sum(dim=1)
-    scaled_dist2 = torch.addmm((sq[:, None] + sq[None, :]).div_(M), z, z.T, alpha=-2.0 / M)
-    repulsion = scaled_dist2.clamp_min_(0.0).log1p().sum()
-    return (n * sq.sum() - mu * M * repulsion) / (n * (n - 1))
+    loss, _ = _EccentricLoss.apply(z, float(mu), M)
+    return loss
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
