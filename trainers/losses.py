@@ -16,42 +16,65 @@ def eccentric_M(mu: float, d: int) -> float:
     return 2.0 * d * (1.0 + 1.0 / (2.0 * mu * (d - 1))) / (2.0 * mu - 1.0)
 
 
+def _eccentric_forward(z: torch.Tensor, mu: float, M: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """l_mu and w_ij = 1 / (1 + |z_i - z_j|^2 / M), the one n x n buffer its gradient needs."""
+    n = z.shape[0]
+    sq = (z * z).sum(dim=1)
+    # t_ij = |z_i - z_j|^2 / M from one addmm on the Gram matrix, clamped at 0 in place against rounding, so that
+    # coincident points give log(1) = 0
+    t = torch.addmm((sq[:, None] + sq[None, :]).div_(M), z, z.T, alpha=-2.0 / M).clamp_min_(0.0)
+    repulsion = torch.log1p(t).sum()
+    # Li & Blair eq. (1) as in A.3: sum_ij ||z_i||^2 / (n-1) - mu M sum_ij log(1 + t_ij) / (n(n-1))
+    loss = (n * sq.sum() - mu * M * repulsion) / (n * (n - 1))
+    return loss, t.add_(1.0).reciprocal_()
+
+
+def _eccentric_backward(z: torch.Tensor, w: torch.Tensor, mu: float, grad_loss: torch.Tensor) -> torch.Tensor:
+    # d l_mu / d z_i = (2n z_i - 4 mu (z_i sum_j w_ij - sum_j w_ij z_j)) / (n(n-1)): one matmul, no n x n pass
+    n = z.shape[0]
+    grad = (2.0 * n) * z - (4.0 * mu) * (z * w.sum(dim=1, keepdim=True) - w @ z)
+    return grad * (grad_loss / (n * (n - 1)))
+
+
 class _EccentricLoss(torch.autograd.Function):
-    """l_mu with its gradient in closed form: one n x n buffer is kept for backward, which is a single matmul.
+    """l_mu with its gradient in closed form; autograd through addmm, clamp and log1p needs three n x n passes
+    and keeps three n x n buffers. Old-style (ctx in forward): the cheapest dispatch for the eager step."""
 
-    With t_ij = |z_i - z_j|^2 / M and w_ij = 1 / (1 + t_ij), d l_mu / d z_i = (2n z_i - 4 mu (z_i sum_j w_ij -
-    sum_j w_ij z_j)) / (n(n-1)): autograd through addmm, clamp and log1p needs three more n x n passes.
-    """
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, mu: float, M: float) -> torch.Tensor:
+        loss, w = _eccentric_forward(z, mu, M)
+        ctx.mu = mu
+        ctx.save_for_backward(z, w)
+        return loss
 
-    generate_vmap_rule = True  # packed trials (trainers/packed.py) run the loss under vmap
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        z, w = ctx.saved_tensors
+        return _eccentric_backward(z, w, ctx.mu, grad_loss), None, None
+
+
+class _EccentricLossVmap(torch.autograd.Function):
+    """The same, in the form torch.func transforms accept: packed trials (trainers/packed.py) run it under vmap."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(z: torch.Tensor, mu: float, M: float) -> tuple[torch.Tensor, torch.Tensor]:
-        n = z.shape[0]
-        sq = (z * z).sum(dim=1)
-        # t_ij = |z_i - z_j|^2 / M from one addmm on the Gram matrix, clamped at 0 in place against rounding,
-        # so that coincident points give log(1) = 0
-        t = torch.addmm((sq[:, None] + sq[None, :]).div_(M), z, z.T, alpha=-2.0 / M).clamp_min_(0.0)
-        repulsion = torch.log1p(t).sum()
-        # Li & Blair eq. (1) as in A.3: sum_ij ||z_i||^2 / (n-1) - mu M sum_ij log(1 + t_ij) / (n(n-1))
-        loss = (n * sq.sum() - mu * M * repulsion) / (n * (n - 1))
-        return loss, t.add_(1.0).reciprocal_()
+        return _eccentric_forward(z, mu, M)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         z, mu, _ = inputs
-        _, w = output
         ctx.mu = mu
-        ctx.mark_non_differentiable(w)
-        ctx.save_for_backward(z, w)
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(z, output[1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor, _grad_w: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         z, w = ctx.saved_tensors
-        n = z.shape[0]
-        grad = (2.0 * n) * z - (4.0 * ctx.mu) * (z * w.sum(dim=1, keepdim=True) - w @ z)
-        return grad * (grad_loss / (n * (n - 1))), None, None
+        return _eccentric_backward(z, w, ctx.mu, grad_loss), None, None
 
 
 def eccentric_loss(z: torch.Tensor, mu: float = 1.0) -> torch.Tensor:
@@ -66,8 +89,9 @@ def eccentric_loss(z: torch.Tensor, mu: float = 1.0) -> torch.Tensor:
     M = eccentric_M(mu, d)
     if n < 2:
         raise ValueError(f"eccentric_loss needs at least 2 points, got {n}")
-    loss, _ = _EccentricLoss.apply(z, float(mu), M)
-    return loss
+    if torch._C._are_functorch_transforms_active():
+        return _EccentricLossVmap.apply(z, float(mu), M)[0]
+    return _EccentricLoss.apply(z, float(mu), M)
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from evaluators import names
+from trainers import optim
 from trainers.config import TrainConfig
 from trainers.datasets import ImageData
 from trainers.loop import (
@@ -37,6 +38,7 @@ from trainers.loop import (
     encode_images,
     evaluate,
     resolve_device,
+    step_memory_format,
     to_unit,
 )
 from trainers.methods.base import AutoencoderMethod
@@ -105,9 +107,8 @@ class PackedModel:
         return len(self.models)
 
     def optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-        # the same Adam the base method configures, over stacked tensors (elementwise: K independent Adams)
-        (opt,) = AutoencoderMethod.configure_optimizers(_ParamsView(list(self.params.values())), lr, weight_decay)
-        return opt
+        # fused Adam over the stacked tensors: elementwise, so K independent Adams, as unpacked runs take
+        return torch.optim.Adam(list(self.params.values()), lr=lr, weight_decay=weight_decay, fused=True)
 
     def _variant(self, params, buffers, x, lam) -> torch.Tensor:
         recon, reg = functional_call(self._template, (params, buffers), (x,))
@@ -136,24 +137,16 @@ class PackedModel:
             for name, t in wrapper.named_buffers():
                 t.copy_(self.buffers[name][k])
 
-    def optimizer_state(self, opt: torch.optim.Optimizer, k: int) -> dict[str, Any]:
-        """Variant k's slice of the stacked Adam state, shaped like an unpacked run's optimizer state_dict."""
+    def optimizer_state(self, opt: torch.optim.Optimizer, k: int, layout: torch.memory_format) -> dict[str, Any]:
+        """Variant k's slice of the stacked Adam state, as the state_dict of an unpacked run's optimizer (one
+        FlatAdam over its parameters in ``layout``), so that the checkpoint resumes as an ordinary run."""
         full = opt.state_dict()
-        state = {
-            i: {key: (v[k].clone() if key != "step" and v.ndim > 0 else v.clone()) for key, v in s.items()}
-            for i, s in full["state"].items()
-        }
-        return {"state": state, "param_groups": copy.deepcopy(full["param_groups"])}
-
-
-class _ParamsView:
-    """Just enough of a module (``parameters()``) to reuse the base method's optimizer configuration."""
-
-    def __init__(self, params: list[torch.Tensor]):
-        self._params = params
-
-    def parameters(self):
-        return iter(self._params)
+        per_param = [{key: v[k] if key != "step" and v.ndim > 0 else v for key, v in s.items()} for s in full["state"].values()]
+        like = [
+            p.detach().contiguous(memory_format=layout) if p.ndim == 4 else p.detach() for p in self.models[k].parameters()
+        ]
+        group = {key: v for key, v in full["param_groups"][0].items() if key != "params"}
+        return optim.flat_adam_state(per_param, like, copy.deepcopy(group))
 
 
 def train_packed(
@@ -174,6 +167,7 @@ def train_packed(
         models.append(build_model(cfg, data.image_shape).to(device))
     gens = [torch.Generator().manual_seed(cfg.seed) for cfg in cfgs]
     packed = PackedModel(models)
+    layout = step_memory_format(device, models[0])  # the layout an unpacked run of these models trains in
     opt = packed.optimizer(cfg0.lr, cfg0.weight_decay)
     shared = len({cfg.seed for cfg in cfgs}) == 1  # one batch order: one gathered batch serves every variant
 
@@ -216,7 +210,7 @@ def train_packed(
             if report is not None:
                 state = {
                     "model": model.state_dict(),
-                    "optimizers": [packed.optimizer_state(opt, k)],
+                    "optimizers": [packed.optimizer_state(opt, k, layout)],
                     "epoch": epoch,
                     "lam": model.lam,
                     "rng": _rng_state(gens[k]),

@@ -7,7 +7,9 @@ from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from trainers import optim
 from trainers.networks import Architecture
 
 
@@ -18,8 +20,8 @@ class MethodOutput(NamedTuple):
 
 
 def recon_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    # L2 reconstruction (Li & Blair sec. 4): squared error summed over pixels, averaged over the batch
-    return ((x_hat - x) ** 2).flatten(1).sum(dim=1).mean()
+    # L2 reconstruction (Li & Blair sec. 4): squared error summed over pixels, averaged over the batch (one op)
+    return F.mse_loss(x_hat, x, reduction="sum") / x.shape[0]
 
 
 class AutoencoderMethod(nn.Module):
@@ -75,8 +77,8 @@ class AutoencoderMethod(nn.Module):
         return MethodOutput(recon + self.lam * reg, recon, reg)
 
     def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
-        # fused: one kernel per step for all parameters instead of a loop over them (benchmarks/trainer_throughput.py)
-        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay, fused=True)]
+        # one fused kernel over one flat buffer per step (trainers/optim.py, benchmarks/trainer_throughput.py)
+        return [optim.adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
 
     def train_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]) -> MethodOutput:
         (opt,) = optimizers

@@ -12,11 +12,11 @@ from trainers.networks import Architecture, register
 
 
 def _down(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 def _up(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 def build(encoder_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:

@@ -19,7 +19,7 @@ def build(encoder_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
         *[
             m
             for c_in, c_out in down
-            for m in (nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU())
+            for m in (nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
         ],
         nn.Flatten(),
         nn.Linear(1024 * 2 * 2, encoder_out),
@@ -29,11 +29,11 @@ def build(encoder_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
         nn.Linear(latent_dim, 1024 * 8 * 8),
         nn.Unflatten(1, (1024, 8, 8)),
         nn.BatchNorm2d(1024),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         *[
             m
             for c_in, c_out in up
-            for m in (nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU())
+            for m in (nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
         ],
         nn.ZeroPad2d((1, 2, 1, 2)),
         nn.Conv2d(256, 3, 4, 1),

@@ -13,16 +13,16 @@ def build(encoder_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
     encoder = nn.Sequential(
         nn.Flatten(),
         nn.Linear(64, HIDDEN),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(HIDDEN, HIDDEN),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(HIDDEN, encoder_out),
     )
     decoder = nn.Sequential(
         nn.Linear(latent_dim, HIDDEN),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(HIDDEN, HIDDEN),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(HIDDEN, 64),
         nn.Sigmoid(),
         nn.Unflatten(1, (1, 8, 8)),

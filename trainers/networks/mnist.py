@@ -13,7 +13,7 @@ from trainers.networks import Architecture, register
 
 
 def _block(conv: nn.Module, channels: int) -> list[nn.Module]:
-    return [conv, nn.BatchNorm2d(channels), nn.LeakyReLU(0.1)]
+    return [conv, nn.BatchNorm2d(channels), nn.LeakyReLU(0.1, inplace=True)]
 
 
 def build(encoder_out: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
