@@ -27,8 +27,9 @@ def plant_spread(lam: float) -> float:
     return 3.0 / (1.0 + math.exp((math.log(lam) - math.log(0.1)) / 3.0))
 
 
-def run_plant(cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, lam0: float = DEFAULT_INITIAL_LAMBDA):
+def run_plant(cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, lam0: float = 1e-2):
     """Latents z ~ N(0, diag(s)) whose spread follows lambda with a first-order lag, like an AE under training.
+    It starts a decade below the plant's midpoint (lambda 0.1), as a real run starts a decade from its target.
 
     Returns the per-step true eccentricity and the controller's lambdas.
     """
