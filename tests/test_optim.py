@@ -63,3 +63,24 @@ def test_flat_state_from_per_parameter_states_resumes_like_the_real_one():
         chunk = flat_opt.state[flat_opt.flat]["exp_avg"][offset : offset + k].as_strided(p.shape, p.stride())
         assert torch.equal(chunk, per_tensor.state[p]["exp_avg"])
         offset += k
+
+
+def test_bf16_autocast_step_keeps_the_regulariser_in_fp32_and_tracks_fp32_training():
+    import pytest
+
+    from trainers.config import TrainConfig
+    from trainers.loop import train
+
+    with pytest.raises(ValueError, match="amp: method 'vae'.*amp works with: .*eae"):
+        TrainConfig(method="vae", amp="bf16")
+    x = torch.rand(16, 1, 32, 32)
+    model = conv_model(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.compute_loss(x)
+    assert model.last_z.dtype == torch.bfloat16 and out.reg.dtype == torch.float32
+    runs = {
+        amp: train(TrainConfig(method="eae", dataset="digits", lam=0.5, epochs=2, lr=1e-3, amp=amp, device="cpu"))
+        for amp in ("off", "bf16")
+    }
+    for key in ("train/loss", "eval/recon_mse"):
+        assert runs["bf16"].metrics[key] == pytest.approx(runs["off"].metrics[key], rel=0.05), key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainers import methods, networks
@@ -32,6 +34,9 @@ class TrainConfig(BaseModel):
     eval_probe: int = Field(2000, ge=2, description="test images encoded for per-epoch eccentricity")
     data_root: str | None = Field(None, description="folder holding on-disk datasets")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:i]'")
+    amp: Literal["off", "bf16"] = Field(
+        "off", description="bf16 autocast for the network in training steps (regulariser kept in fp32)"
+    )
     control: ControlConfig | None = Field(
         None, description="regulate lambda towards a target during training; lam is then the initial lambda"
     )
@@ -46,6 +51,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"method {self.method!r} takes no lambda")
         if self.mu is not None and not cls.takes_mu:
             raise ValueError(f"method {self.method!r} takes no mu")
+        if self.amp != "off" and not cls.amp_safe():
+            valid = sorted(n for n in methods.METHODS.names() if methods.get(n).amp_safe())
+            raise ValueError(
+                f"amp: method {self.method!r} computes its own loss, whose regulariser is not kept in fp32 under "
+                f"autocast; amp works with: {', '.join(valid)}"
+            )
         if self.control is not None:
             try:
                 check_method(self.method)

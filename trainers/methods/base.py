@@ -69,11 +69,22 @@ class AutoencoderMethod(nn.Module):
     def training_latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)
 
+    @classmethod
+    def amp_safe(cls) -> bool:
+        """True when the method's loss and step are the base ones, whose regulariser runs in fp32 under autocast."""
+        base = AutoencoderMethod
+        return cls.compute_loss is base.compute_loss and cls.train_step is base.train_step
+
     def compute_loss(self, x: torch.Tensor) -> MethodOutput:
         z = self.training_latent(x)
         self.last_z = z.detach()
         recon = recon_loss(self.decode(z), x)
-        reg = self.regulariser(z)
+        if torch.is_autocast_enabled(z.device.type):
+            # pairwise distances and logs in bf16 would swamp the regulariser in rounding: fp32 here
+            with torch.autocast(z.device.type, enabled=False):
+                reg = self.regulariser(z.float())
+        else:
+            reg = self.regulariser(z)
         return MethodOutput(recon + self.lam * reg, recon, reg)
 
     def configure_optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
