@@ -27,9 +27,14 @@ def plant_spread(lam: float) -> float:
     return 3.0 / (1.0 + math.exp((math.log(lam) - math.log(0.1)) / 3.0))
 
 
-def run_plant(cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, lam0: float = 1e-2):
+def run_plant(
+    cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, lam0: float = 1e-2, train_bias: float = 1.0,
+    epoch: int = 40,
+):
     """Latents z ~ N(0, diag(s)) whose spread follows lambda with a first-order lag, like an AE under training.
     It starts a decade below the plant's midpoint (lambda 0.1), as a real run starts a decade from its target.
+    ``train_bias`` < 1 makes the training batches the controller sees less eccentric than the true (eval-mode)
+    latents, as BatchNorm's batch statistics do; every ``epoch`` steps the controller is calibrated on the truth.
 
     Returns the per-step true eccentricity and the controller's lambdas.
     """
@@ -40,17 +45,28 @@ def run_plant(cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, 
         spread += (plant_spread(lam) - spread) / lag
         s = plant_spectrum(spread)
         true_ecc.append(eccentricity_from_spectrum(s))
-        z = torch.randn(100, D, generator=gen, dtype=torch.float64) * s.sqrt()
+        z = torch.randn(100, D, generator=gen, dtype=torch.float64) * plant_spectrum(spread * train_bias).sqrt()
         lam = ctl.update(z, reg_value=-math.log(lam) + 0.1 * float(torch.randn((), generator=gen)))
+        if len(lams) % epoch == epoch - 1:
+            ctl.calibrate(true_ecc[-1])
         lams.append(lam)
     return true_ecc, lams
+
+
+def test_calibration_removes_the_bias_of_training_mode_latents():
+    # training batches read ~0.08 below the truth near 0.4: uncalibrated, the controller holds the wrong value
+    target = 0.4
+    biased, _ = run_plant(ControlConfig(target_eccentricity=target, calibrate=False), steps=1500, train_bias=0.8)
+    calibrated, _ = run_plant(ControlConfig(target_eccentricity=target), steps=1500, train_bias=0.8)
+    assert abs(sum(biased[-200:]) / 200 - target) > 0.05
+    assert max(abs(e - target) for e in calibrated[-200:]) < 0.02
 
 
 @pytest.mark.parametrize("lag", [10.0, 100.0])
 def test_settles_on_synthetic_plant_without_overshoot(lag):
     final_lams = []
     for target in (0.3, 0.5, 0.7):
-        cfg = ControlConfig(target_eccentricity=target)
+        cfg = ControlConfig(target_eccentricity=target, calibrate=False)  # the PI loop alone: calibration is tested below
         ecc, lams = run_plant(cfg, steps=800, lag=lag)
         tail = ecc[-200:]
         assert max(abs(e - target) for e in tail) < 0.02, (target, lag, min(tail), max(tail))

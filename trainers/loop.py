@@ -197,6 +197,11 @@ def train(
             **eval_metrics,
         }
         if controller is not None:
+            if cfg.control.target_eccentricity is not None and cfg.control.calibrate:
+                # training images, not the test probe: the controller never sees test data
+                probe_z = encode_images(model, train_x[: cfg.eval_probe])
+                metrics[names.CONTROL_ECC_PROBE] = eccentricity_from_spectrum(spectrum(latent_covariance(probe_z)))
+                controller.calibrate(metrics[names.CONTROL_ECC_PROBE])
             metrics[names.CONTROL_LAMBDA] = controller.lam
             metrics[names.CONTROL_ECC_ESTIMATE] = controller.ecc_estimate
             metrics[names.CONTROL_REG_ESTIMATE] = controller.reg_estimate
