@@ -11,6 +11,7 @@ TRAIN_IMAGES_PER_S = "train/images_per_s"
 CONTROL_LAMBDA = "control/lambda"
 CONTROL_ECC_ESTIMATE = "control/ecc_estimate"
 CONTROL_REG_ESTIMATE = "control/reg_estimate"
+CONTROL_ECC_PROBE = "control/ecc_probe"  # eval-mode eccentricity of training images, calibrating the estimate
 CONTROL_FINAL_LAMBDA = "control/final_lambda"
 CONTROL_ABS_ERROR = "control/abs_error"
 
