@@ -124,11 +124,14 @@ class LambdaController:
         return math.exp(self.log_lam)
 
     @property
-    def estimate(self) -> float:
-        """The running estimate of the controlled quantity (the eccentricity with its calibrated offset)."""
-        if self.config.target_eccentricity is None:
-            return self.reg_estimate
+    def calibrated_ecc(self) -> float:
+        """The running eccentricity estimate plus its calibrated offset (``calibrate``)."""
         return self.ecc_estimate + (self.offset or 0.0)
+
+    @property
+    def estimate(self) -> float:
+        """The running estimate of the controlled quantity."""
+        return self.calibrated_ecc if self.config.target_eccentricity is not None else self.reg_estimate
 
     def calibrate(self, eval_eccentricity: float) -> None:
         """Fold in the eccentricity of eval-mode encodings (once per epoch): the running estimate sees training-
@@ -175,7 +178,7 @@ class LambdaController:
                 delta = max(-cfg.max_step, min(cfg.max_step, delta))
                 self.log_lam = max(math.log(cfg.lambda_min), min(math.log(cfg.lambda_max), self.log_lam + delta))
                 self.prev_error = error
-        self.trajectory.append((self.step, self.lam, self.ecc_estimate + (self.offset or 0.0)))
+        self.trajectory.append((self.step, self.lam, self.calibrated_ecc))
         return self.lam
 
     def state_dict(self) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def train(
                 metrics[names.CONTROL_ECC_PROBE] = eccentricity_from_spectrum(spectrum(latent_covariance(probe_z)))
                 controller.calibrate(metrics[names.CONTROL_ECC_PROBE])
             metrics[names.CONTROL_LAMBDA] = controller.lam
-            metrics[names.CONTROL_ECC_ESTIMATE] = controller.ecc_estimate
+            metrics[names.CONTROL_ECC_ESTIMATE] = controller.calibrated_ecc
             metrics[names.CONTROL_REG_ESTIMATE] = controller.reg_estimate
         if report is not None:
             state = {
