@@ -27,6 +27,10 @@ def plant_spread(lam: float) -> float:
     return 3.0 / (1.0 + math.exp((math.log(lam) - math.log(0.1)) / 3.0))
 
 
+# the synthetic plant has no collapsed start to wait out (the default warm-up's reason): one epoch of it suffices
+PLANT = {"warmup_steps": 40}
+
+
 def run_plant(
     cfg: ControlConfig, steps: int, lag: float = 30.0, seed: int = 0, lam0: float = 1e-2, train_bias: float = 1.0,
     epoch: int = 40,
@@ -56,8 +60,8 @@ def run_plant(
 def test_calibration_removes_the_bias_of_training_mode_latents():
     # training batches read ~0.08 below the truth near 0.4: uncalibrated, the controller holds the wrong value
     target = 0.4
-    biased, _ = run_plant(ControlConfig(target_eccentricity=target, calibrate=False), steps=1500, train_bias=0.8)
-    calibrated, _ = run_plant(ControlConfig(target_eccentricity=target), steps=1500, train_bias=0.8)
+    biased, _ = run_plant(ControlConfig(**PLANT, target_eccentricity=target, calibrate=False), steps=1500, train_bias=0.8)
+    calibrated, _ = run_plant(ControlConfig(**PLANT, target_eccentricity=target), steps=1500, train_bias=0.8)
     assert abs(sum(biased[-200:]) / 200 - target) > 0.05
     assert max(abs(e - target) for e in calibrated[-200:]) < 0.02
 
@@ -66,7 +70,7 @@ def test_calibration_removes_the_bias_of_training_mode_latents():
 def test_settles_on_synthetic_plant_without_overshoot(lag):
     final_lams = []
     for target in (0.3, 0.5, 0.7):
-        cfg = ControlConfig(target_eccentricity=target, calibrate=False)  # the PI loop alone: calibration is tested below
+        cfg = ControlConfig(**PLANT, target_eccentricity=target, calibrate=False)  # the PI loop alone
         ecc, lams = run_plant(cfg, steps=800, lag=lag)
         tail = ecc[-200:]
         assert max(abs(e - target) for e in tail) < 0.02, (target, lag, min(tail), max(tail))
@@ -160,6 +164,7 @@ def test_real_data_loop_reports_moves_lambda_and_resumes():
     assert up.metrics[names.CONTROL_ABS_ERROR] == pytest.approx(up.metrics[names.EVAL_ECCENTRICITY])
     assert reports[0][0][names.CONTROL_LAMBDA] == pytest.approx(up.control_trajectory[3][1])
     assert math.isfinite(reports[0][0][names.CONTROL_ECC_ESTIMATE])
+    assert math.isfinite(reports[0][0][names.CONTROL_ECC_PROBE])  # eval-mode eccentricity of training images
     assert up.model.lam == up.metrics[names.CONTROL_FINAL_LAMBDA]
 
     resumed = train(_tiny_cfg(target_eccentricity=0.0), resume_state=reports[0][1])
