@@ -47,6 +47,13 @@ T_ROLE = "esweep.role"
 T_FAILURE = "esweep.failure"
 T_STATUS = "esweep.status"
 
+# packed trials (sweep `pack: K`): a run trained as one of K lambda/seed variants in one vmapped Tune trial
+T_PACK_SIZE = "esweep.pack_size"  # how many variants trained together (absent: trained on its own)
+T_PACK_KEY = "esweep.pack_key"  # the pack's Tune trial name, shared by its members
+# Tune results of a pack trial (not MLflow keys): its members and how many of them diverged
+PACK_MEMBERS = "pack/members"
+PACK_DIVERGED = "pack/diverged"
+
 ROLE_SWEEP = "sweep"
 ROLE_TRIAL = "trial"
 

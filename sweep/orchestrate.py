@@ -23,6 +23,8 @@ from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri
 from sweep.trainable import run_trial, trial_of
+from trainers.config import TrainConfig
+from trainers.packed import VARYING_FIELDS, check_packable
 
 DEFAULT_STORAGE = "esweep-results"
 STORAGE_TAG = "esweep.storage_path"  # where `esweep resume` finds the Tune experiment
@@ -46,14 +48,22 @@ class SweepOutcome:
         return sum(s == "ERROR" for s in self.statuses.values())
 
 
+def _members(trial) -> int:
+    """How many grid trials a Tune trial stands for: the members of a pack, else 1."""
+    return len(trial_of(trial.config, trial.trial_id).get("pack", ())) or 1
+
+
 class Progress(tune.Callback):
-    """One status line (done / running / failed, best so far, elapsed) instead of pages of logs."""
+    """One status line (done / running / failed, best so far, elapsed) instead of pages of logs.
+
+    Counts grid trials, so a pack of K counts K, and a member that diverged in a finished pack counts as failed."""
 
     def __init__(self, total: int, console: Console, metric: str = PROGRESS_METRIC):
         self.total, self.console, self.metric = total, console, metric
-        self.running: set[str] = set()
-        self.done: set[str] = set()
-        self.failed: set[str] = set()
+        # Tune trial id -> grid trials it stands for
+        self.running: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
         self.best: float | None = None
         self.started = time.monotonic()
         self.live: Live | None = None
@@ -62,14 +72,16 @@ class Progress(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k not in ("console", "live")}
 
     def __setstate__(self, state):  # restored by `esweep resume`: a terminal of its own
+        # a sweep started before packs existed kept sets of trial ids, each standing for one grid trial
+        state = {k: dict.fromkeys(v, 1) if isinstance(v, set) else v for k, v in state.items()}
         self.__dict__.update(state, console=Console(), live=None)
 
     def _render(self) -> Text:
         elapsed = int(time.monotonic() - self.started)
         best = "-" if self.best is None else f"{self.best:.4g}"
         return Text(
-            f"trials {len(self.done)}/{self.total} done | {len(self.running)} running | {len(self.failed)} failed"
-            f" | best {self.metric} {best} | {elapsed // 60:02d}:{elapsed % 60:02d}"
+            f"trials {sum(self.done.values())}/{self.total} done | {sum(self.running.values())} running"
+            f" | {sum(self.failed.values())} failed | best {self.metric} {best} | {elapsed // 60:02d}:{elapsed % 60:02d}"
         )
 
     def _update(self) -> None:
@@ -81,7 +93,7 @@ class Progress(tune.Callback):
         self.live.start()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.add(trial.trial_id)
+        self.running[trial.trial_id] = _members(trial)
         self._update()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -91,13 +103,17 @@ class Progress(tune.Callback):
         self._update()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
-        self.done.add(trial.trial_id)
+        self.running.pop(trial.trial_id, None)
+        diverged = int((trial.last_result or {}).get(names.PACK_DIVERGED, 0))
+        self.done[trial.trial_id] = _members(trial) - diverged
+        self.failed.pop(trial.trial_id, None)
+        if diverged:
+            self.failed[trial.trial_id] = diverged
         self._update()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.running.discard(trial.trial_id)
-        self.failed.add(trial.trial_id)
+        self.running.pop(trial.trial_id, None)
+        self.failed[trial.trial_id] = _members(trial)
         self.console.print(f"[red]trial failed[/red] {trial_of(trial.config, trial.trial_id)['key']}: see `esweep leaderboard`")
         self._update()
 
@@ -124,13 +140,40 @@ def init_ray(address: str | None, verbose: bool, num_cpus: int | None = None) ->
         ray.init(address="local", num_cpus=num_cpus, **kwargs)  # a fresh local Ray, never a stray cluster
 
 
+def _pack_group(cfg: TrainConfig) -> str | None:
+    """What trials packed together share (everything but lambda and seed), or None when this one cannot be packed."""
+    try:
+        check_packable([cfg])
+    except ValueError:
+        return None
+    return json.dumps(cfg.model_dump(mode="json", exclude=set(VARYING_FIELDS)), sort_keys=True)
+
+
+def pack_trials(trials: list[TrialSpec], size: int) -> list[list[TrialSpec]]:
+    """The grid as Tune trials: trials equal but for lambda and seed in packs of at most ``size``, in grid order;
+    a trial whose method has its own step, or whose lambda is controlled, alone."""
+    groups: dict[tuple[str, str], list[TrialSpec]] = {}
+    for t in trials:
+        group = _pack_group(t.train) if size > 1 else None
+        groups.setdefault(("alone", t.key) if group is None else ("pack", group), []).append(t)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _trial_entry(t: TrialSpec) -> dict:
+    return {"key": t.key, "config_key": t.config_key, "train": t.train.model_dump(mode="json")}
+
+
+def _unit_entry(index: int, unit: list[TrialSpec]) -> dict:
+    if len(unit) == 1:
+        return _trial_entry(unit[0])
+    cfg = unit[0].train
+    # the Tune trial's name; each member keeps its own key, and with it its MLflow run
+    return {"key": f"pack{index}__{cfg.method}__d{cfg.latent_dim}__x{len(unit)}", "pack": [_trial_entry(t) for t in unit]}
+
+
 def trial_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> dict:
-    return {
-        "ctx": ctx,
-        "trial": tune.grid_search(
-            [{"key": t.key, "config_key": t.config_key, "train": t.train.model_dump(mode="json")} for t in trials]
-        ),
-    }
+    units = pack_trials(trials, spec.pack)
+    return {"ctx": ctx, "trial": tune.grid_search([_unit_entry(i, u) for i, u in enumerate(units)])}
 
 
 def search_param_space(spec: SweepSpec, trials: list[TrialSpec], ctx: dict) -> dict:
@@ -202,7 +245,8 @@ def run_sweep(
         {STORAGE_TAG: storage},
     )
     store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
-    console.print(f"sweep [bold]{sweep_id}[/bold]: {n_trials} trials -> MLflow {uri}")
+    packs = "" if spec.pack == 1 else f" in {len(pack_trials(trials, spec.pack))} Tune trials"
+    console.print(f"sweep [bold]{sweep_id}[/bold]: {n_trials} trials{packs} -> MLflow {uri}")
 
     ctx = {
         "tracking_uri": uri,
@@ -241,13 +285,33 @@ def run_sweep(
     return record_outcome(store, grid, SweepOutcome(sweep_id, parent_run_id, uri, storage), t0)
 
 
+def _member_error(run, pack_error: str | None) -> str | None:
+    """A packed member's own outcome where its run has one (finished, or failed alone), else its pack's."""
+    if run is not None and run.info.status == "FINISHED":
+        return None
+    if run is not None and run.info.status == "FAILED":
+        return run.data.tags.get(names.T_FAILURE) or pack_error or "failed"
+    return pack_error
+
+
 def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t0: float, step: int = 0) -> SweepOutcome:
-    """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished."""
+    """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished.
+
+    Statuses are per grid trial: a pack reports each member, a diverged member as an ERROR of its own."""
+    runs = None
     for result in grid:
-        key = trial_of(result.config, result.path.rstrip("/").rsplit("_", 1)[-1])["key"]
-        outcome.statuses[key] = "ERROR" if result.error else "TERMINATED"
-        if result.error:
-            outcome.errors[key] = str(result.error).strip().splitlines()[-1][:300]
+        trial = trial_of(result.config, result.path.rstrip("/").rsplit("_", 1)[-1])
+        error = str(result.error).strip().splitlines()[-1][:300] if result.error else None
+        if "pack" in trial:
+            if runs is None:
+                runs = {r.data.tags.get(names.T_TRIAL_KEY): r for r in store.trial_runs(outcome.sweep_id)}
+            errors = {m["key"]: _member_error(runs.get(m["key"]), error) for m in trial["pack"]}
+        else:
+            errors = {trial["key"]: error}
+        for key, err in errors.items():
+            outcome.statuses[key] = "ERROR" if err else "TERMINATED"
+            if err:
+                outcome.errors[key] = err[:300]
     outcome.wall_time_s = time.monotonic() - t0
     parent = outcome.parent_run_id
     store.log_metrics(parent, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed}, step)

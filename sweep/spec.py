@@ -193,6 +193,13 @@ class SweepSpec(_Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     target: TargetSpec | None = Field(None, description="regulate lambda to hold a target, in place of a lambda grid")
     search: SearchSpec | None = Field(None, description="an Optuna search over ranges, in place of the grid")
+    pack: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="train up to this many grid trials that differ only in lambda and seed as one vmapped Tune "
+        "trial, each still its own MLflow run (1: off); methods with their own step and targeted runs stay unpacked",
+    )
 
     @model_validator(mode="after")
     def _run_type(self) -> SweepSpec:
@@ -204,6 +211,8 @@ class SweepSpec(_Strict):
                 if not methods.get(e.name).takes_lambda:
                     raise ValueError(f"target: method {e.name!r} takes no lambda, so it cannot be targeted")
         if self.search is not None:
+            if self.pack > 1:
+                raise ValueError("pack: cannot be combined with 'search' (a searcher samples one trial at a time); use pack: 1")
             if self.target is not None:
                 raise ValueError("search: cannot be combined with 'target'")
             if self.search.lambda_range is not None and ("lambdas" in self.model_fields_set or any(e.lambdas for e in entries)):

@@ -1,4 +1,5 @@
-"""The Ray Tune trainable: a plain function of its config. Trains one trial and logs it to its own MLflow run."""
+"""The Ray Tune trainable: a plain function of its config. Trains one trial and logs it to its own MLflow run,
+or one pack of trials (sweep ``pack: K``) and logs each member to its own run, as if it had trained alone."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from sweep.tracking import SPOOL_FILE, Store
 from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import DivergedError, TrainResult, train
+from trainers.packed import train_packed
 
 CHECKPOINT_FILE = "state.pt"
 DIVERGED = "diverged"
+FINISHED = "finished"
 SEARCHED = ("method", "lam", "mu", "latent_dim", "seed")  # the TrainConfig fields a search may sample
 XRUN_TRAIN = 10_000  # training encodings kept per trial for the Hungarian alignment's cross-covariance
 
@@ -146,20 +149,41 @@ def with_search_objective(metrics: dict[str, float], search: dict[str, Any] | No
     return out
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable. ``config['ctx']`` is the sweep context, ``config['trial']`` this trial."""
-    ctx, trial = config["ctx"], trial_of(config, tune.get_context().get_trial_id())
-    cfg = TrainConfig.model_validate(trial["train"])
-    store = Store(ctx["tracking_uri"], spool_path=Path(tune.get_context().get_trial_dir()) / SPOOL_FILE)
-    run = store.find_or_create_trial_run(
+def _trial_run(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: TrainConfig, tags: dict[str, str]):
+    """The trial's MLflow child run, found again by its key on a retry; the same for a packed member."""
+    trial_id = tune.get_context().get_trial_id() or ""
+    return store.find_or_create_trial_run(
         ctx["experiment_id"],
         ctx["sweep_id"],
         ctx["parent_run_id"],
         trial["key"],
         f"{cfg.dataset}__{trial['key']}",
         trial_params(cfg),
-        {"esweep.config_key": trial["config_key"], names.T_TRIAL_ID: tune.get_context().get_trial_id() or ""},
+        {"esweep.config_key": trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
     )
+
+
+def _save_and_report(metrics: dict[str, float], state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(state, Path(tmp) / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _mark_diverged(store: Store, run_id: str, reason: str) -> None:
+    store.set_tags(run_id, {names.T_FAILURE: f"diverged: {reason}", names.T_STATUS: DIVERGED})
+    store.finish(run_id, "FAILED")
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable. ``config['ctx']`` is the sweep context, ``config['trial']`` this trial
+    (a pack of trials when it has a ``pack`` entry)."""
+    ctx, trial = config["ctx"], trial_of(config, tune.get_context().get_trial_id())
+    if "pack" in trial:
+        run_packed_trial(ctx, trial)
+        return
+    cfg = TrainConfig.model_validate(trial["train"])
+    store = Store(ctx["tracking_uri"], spool_path=Path(tune.get_context().get_trial_dir()) / SPOOL_FILE)
+    run = _trial_run(store, ctx, trial, cfg, {})
     run_id = run.info.run_id
     if run.data.tags.get(names.T_STATUS) == DIVERGED:  # a retry of a diverged trial: fail again at once
         store.finish(run_id, "FAILED")
@@ -173,16 +197,13 @@ def run_trial(config: dict[str, Any]) -> None:
         epoch = int(metrics["epoch"])
         if epoch > already_logged:  # a replayed epoch after a restart is not logged twice
             store.log_metrics(run_id, metrics, step=epoch)
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(ckpt_state, Path(tmp) / CHECKPOINT_FILE)
-            tune.report(with_search_objective(metrics, ctx.get("search")), checkpoint=tune.Checkpoint.from_directory(tmp))
+        _save_and_report(with_search_objective(metrics, ctx.get("search")), ckpt_state)
 
     try:
         result = train(cfg, report=report, resume_state=state)
         evaluated = evaluate_and_log(store, run_id, cfg, result, ctx.get("evaluation"))
     except DivergedError as exc:
-        store.set_tags(run_id, {names.T_FAILURE: f"diverged: {exc}", names.T_STATUS: DIVERGED})
-        store.finish(run_id, "FAILED")
+        _mark_diverged(store, run_id, str(exc))
         raise
     except Exception as exc:
         # left FAILED with the reason; a retry finds the run again and sets it RUNNING
@@ -193,6 +214,96 @@ def run_trial(config: dict[str, Any]) -> None:
     if search and search.get("target") is not None:
         final[SEARCH_OBJECTIVE] = with_search_objective({**result.metrics, **final}, search)[SEARCH_OBJECTIVE]
         store.log_metrics(run_id, {SEARCH_OBJECTIVE: final[SEARCH_OBJECTIVE]}, step=result.epochs_run)
-    store.set_tags(run_id, {names.T_STATUS: "finished"})
+    store.set_tags(run_id, {names.T_STATUS: FINISHED})
     store.finish(run_id, "FINISHED")
     tune.report({**result.metrics, **final, "done": 1.0})
+
+
+def _pack_result(members: int, dead: dict[int, str], recon: list[float]) -> dict[str, float]:
+    """What the Tune trial of a pack reports: its members, how many diverged, and its best member's recon MSE."""
+    out = {names.PACK_MEMBERS: float(members), names.PACK_DIVERGED: float(len(dead))}
+    if recon:
+        out[names.EVAL_RECON_MSE] = min(recon)
+    return out
+
+
+def run_packed_trial(ctx: dict[str, Any], trial: dict[str, Any]) -> None:
+    """One Tune trial training ``trial['pack']`` (trials equal but for lambda and seed) as one vmapped model.
+
+    Each member logs to its own MLflow run, with the params, tags and metrics its unpacked trial would have, plus
+    the pack tags. A member whose loss diverges fails alone (run FAILED, tagged as run_trial tags a diverged
+    trial); the Tune trial succeeds when any member finished, and raises DivergedError when all diverged. A retry
+    resumes the pack from its checkpoint: members diverged or evaluated in an earlier attempt keep that outcome.
+    """
+    members = trial["pack"]
+    cfgs = [TrainConfig.model_validate(m["train"]) for m in members]
+    store = Store(ctx["tracking_uri"], spool_path=Path(tune.get_context().get_trial_dir()) / SPOOL_FILE)
+    pack_tags = {names.T_PACK_SIZE: str(len(members)), names.T_PACK_KEY: trial["key"]}
+    run_ids: list[str] = []
+    dead: dict[int, str] = {}  # member index -> reason it diverged
+    done: set[int] = set()  # evaluated in an earlier attempt that then failed on a pack-mate
+    for k, (member, cfg) in enumerate(zip(members, cfgs, strict=True)):
+        run = _trial_run(store, ctx, member, cfg, pack_tags)
+        run_ids.append(run.info.run_id)
+        status = run.data.tags.get(names.T_STATUS)
+        if status == DIVERGED:
+            dead[k] = run.data.tags.get(names.T_FAILURE, "diverged in an earlier attempt")
+            store.finish(run_ids[k], "FAILED")
+        elif status == FINISHED:
+            done.add(k)
+            store.finish(run_ids[k], "FINISHED")
+    if len(dead) == len(members):  # a retry of a pack that diverged whole: fail again at once
+        raise DivergedError("; ".join(dead.values()))
+
+    state = _load_checkpoint()
+    already_logged = [store.last_logged_step(run_id, names.TRAIN_LOSS) for run_id in run_ids]
+    latest: dict[int, dict[str, float]] = {}
+    started = time.perf_counter()
+
+    def report(k: int, metrics: dict[str, float], _state: dict[str, Any]) -> None:
+        if k in dead or k in done:
+            return
+        latest[k] = metrics
+        epoch = int(metrics["epoch"])
+        if epoch > already_logged[k]:  # a replayed epoch after a restart is not logged twice
+            store.log_metrics(run_ids[k], metrics, step=epoch)
+
+    def on_diverged(k: int, reason: str) -> None:
+        if k not in dead:  # not again when an interrupted attempt had already marked it
+            dead[k] = reason
+            _mark_diverged(store, run_ids[k], reason)
+
+    def checkpoint(epoch: int, pack_state: dict[str, Any]) -> None:
+        recon = [m[names.EVAL_RECON_MSE] for k, m in latest.items() if k not in dead]
+        _save_and_report({"epoch": float(epoch), **_pack_result(len(members), dead, recon)}, pack_state)
+
+    try:
+        results = train_packed(cfgs, report=report, resume_state=state, checkpoint=checkpoint, on_diverged=on_diverged)
+    except DivergedError:
+        raise  # every member diverged, and on_diverged has marked each run
+    except Exception as exc:
+        for k, run_id in enumerate(run_ids):
+            if k not in dead and k not in done:
+                store.mark_failed(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+    errors: list[Exception] = []
+    recon: list[float] = []
+    for k, result in enumerate(results):
+        if result is None or k in dead or k in done:
+            continue
+        try:
+            evaluate_and_log(store, run_ids[k], cfgs[k], result, ctx.get("evaluation"))
+            final = log_final(store, run_ids[k], result, time.perf_counter() - started)
+        except Exception as exc:  # the others are still evaluated; a retry evaluates only this one again
+            store.mark_failed(run_ids[k], f"{type(exc).__name__}: {exc}")
+            errors.append(exc)
+            continue
+        recon.append(final[names.EVAL_RECON_MSE])
+        store.set_tags(run_ids[k], {names.T_STATUS: FINISHED})
+        store.finish(run_ids[k], "FINISHED")
+    if errors:
+        raise errors[0]
+    if len(dead) == len(members):  # the rest diverged in earlier attempts
+        raise DivergedError("; ".join(dead[k] for k in sorted(dead)))
+    tune.report({**_pack_result(len(members), dead, recon), "done": 1.0})

@@ -6,7 +6,7 @@ import torch
 from evaluators import names
 from trainers.config import TrainConfig
 from trainers.datasets import ImageData
-from trainers.loop import train
+from trainers.loop import DivergedError, train
 from trainers.packed import check_packable, train_packed
 
 
@@ -105,3 +105,39 @@ def test_unpackable_configs_are_rejected_with_the_reason():
         check_packable([cfg("eae", lam=1.0), cfg("eae", lam=1.0, latent_dim=4)])
     with pytest.raises(ValueError, match="cannot be packed; packable: .*'eae'"):
         check_packable([cfg("gmpdm")])
+
+
+def test_a_diverged_variant_is_dropped_and_its_pack_mates_train_on():
+    data = tiny_data()
+    cfgs = [cfg("eae", lam=1e39, seed=0), cfg("eae", lam=0.5, seed=1)]  # lambda * l_mu overflows float32
+    diverged, reported = [], []
+    results = train_packed(
+        cfgs, report=lambda k, m, s: reported.append(k), data=data, on_diverged=lambda k, r: diverged.append((k, r))
+    )
+    assert [k for k, _ in diverged] == [0] and "loss became" in diverged[0][1] and "in epoch 1" in diverged[0][1]
+    assert reported == [1, 1] and results[0] is None
+    assert_same(results[1], train(cfgs[1], data=data))
+    with pytest.raises(DivergedError, match="every variant of the pack diverged"):
+        train_packed([cfg("eae", lam=1e39, seed=s) for s in (0, 1)], data=data)
+
+
+def test_resume_state_continues_a_pack_as_if_never_interrupted():
+    data = tiny_data()
+    cfgs = [cfg("eae", lam=1e39, seed=0), cfg("eae", lam=0.5, seed=1), cfg("eae", lam=0.1, seed=0)]
+    cfgs = [c.model_copy(update={"epochs": 3}) for c in cfgs]
+    states = {}
+    whole = train_packed(cfgs, data=data, checkpoint=lambda e, s: states.update({e: s}))
+    assert sorted(states) == [1, 2, 3] and states[1]["diverged"].keys() == {0}
+
+    reported, diverged = [], []
+    resumed = train_packed(
+        cfgs, report=lambda k, m, s: reported.append((k, m["epoch"])), data=data, resume_state=states[1],
+        on_diverged=lambda k, r: diverged.append(k),
+    )
+    assert reported == [(1, 2.0), (2, 2.0), (1, 3.0), (2, 3.0)] and diverged == [] and resumed[0] is None
+    for a, b in zip(whole[1:], resumed[1:], strict=True):
+        assert a.metrics == b.metrics | {k: a.metrics[k] for k in (names.TRAIN_EPOCH_TIME, names.TRAIN_IMAGES_PER_S)}
+        for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+            assert torch.equal(x, y), name
+    with pytest.raises(ValueError, match="resume_state is of the pack"):
+        train_packed(cfgs[1:], data=data, resume_state=states[1])

@@ -29,6 +29,9 @@ GOOD = {"name": "t", "dataset": "mnist5k", "methods": ["ae", "eae"], "lambdas": 
         ({"methods": [{"name": "ae", "mus": [2.0]}]}, "methods.0", "takes no mu"),
         ({"name": "bad name!"}, "name", "pattern"),
         ({"max_train": 10}, "max_train", ">= batch_size"),
+        ({"pack": 0}, "pack", "greater than or equal to 1"),
+        ({"pack": 65}, "pack", "less than or equal to 64"),
+        ({"pack": 4, "search": {"metric": "eval/eccentricity"}}, "pack", "cannot be combined with 'search'"),
     ],
 )
 def test_bad_field_named_with_allowed_range(patch, field, allowed):
@@ -36,6 +39,12 @@ def test_bad_field_named_with_allowed_range(patch, field, allowed):
         parse_spec({**GOOD, **patch})
     assert f"{field}:" in str(err.value)
     assert allowed in str(err.value)
+
+
+def test_pack_is_off_by_default_and_leaves_the_grid_as_it_is():
+    assert parse_spec(GOOD).pack == 1
+    packed = parse_spec({**GOOD, "pack": 64})
+    assert packed.pack == 64 and expand(packed) == expand(parse_spec(GOOD))
 
 
 def test_grid_expansion_gives_lambda_and_mu_only_to_methods_that_take_them():

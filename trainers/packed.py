@@ -11,6 +11,10 @@ place. Adam is elementwise, so one Adam over the stacked tensors is K independen
 Only methods whose step is the base one (loss = recon + lambda * regulariser, one Adam) can be packed; methods
 that draw random numbers in their step (e.g. vae) get independent streams per variant (vmap randomness
 "different"), equal in distribution to, but not the same draws as, unpacked runs.
+
+A variant that diverges does not take its pack-mates down: its NaNs stay in its own slices, so it is marked,
+no longer reported or evaluated, and the others train on. The whole pack checkpoints and resumes as one
+(``checkpoint`` / ``resume_state``); each variant's report still carries a state that resumes it unpacked.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ from trainers.methods.base import AutoencoderMethod
 
 # report(variant_index, metrics, state): the loop's report, once per variant per epoch
 PackedReport = Callable[[int, dict[str, float], dict[str, Any]], None]
+# checkpoint(epoch, state): the whole pack's resume_state, once per epoch after the variants' reports
+PackCheckpoint = Callable[[int, dict[str, Any]], None]
+# on_diverged(variant_index, reason): once, in the epoch the variant's loss became non-finite
+PackDiverged = Callable[[int, str], None]
 
 # fields in which the variants of one pack may differ; everything else must be equal
 VARYING_FIELDS = ("lam", "seed")
@@ -149,13 +157,75 @@ class PackedModel:
         return optim.flat_adam_state(per_param, like, copy.deepcopy(group))
 
 
+def _pack_state(
+    cfgs: list[TrainConfig],
+    packed: PackedModel,
+    opt: torch.optim.Optimizer,
+    gens: list[torch.Generator],
+    epoch: int,
+    diverged: dict[int, str],
+    metrics: list[dict[str, float]],
+) -> dict[str, Any]:
+    """Everything a restarted pack needs to continue exactly: a copy, so later steps do not change it."""
+    state = {
+        "variants": [(cfg.lam, cfg.seed) for cfg in cfgs],
+        "params": {k: v.detach().clone() for k, v in packed.params.items()},
+        "buffers": {k: v.detach().clone() for k, v in packed.buffers.items()},
+        "optimizer": copy.deepcopy(opt.state_dict()),
+        "batch_orders": [g.get_state() for g in gens],
+        "torch": torch.get_rng_state(),
+        "epoch": epoch,
+        "diverged": dict(diverged),
+        "metrics": copy.deepcopy(metrics),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+@torch.no_grad()
+def _load_pack_state(
+    cfgs: list[TrainConfig],
+    packed: PackedModel,
+    opt: torch.optim.Optimizer,
+    gens: list[torch.Generator],
+    state: dict[str, Any],
+) -> None:
+    variants = [(cfg.lam, cfg.seed) for cfg in cfgs]
+    if [tuple(v) for v in state["variants"]] != variants:
+        raise ValueError(f"resume_state is of the pack {state['variants']}, not of {variants}")
+    for name, t in packed.params.items():
+        t.copy_(state["params"][name])
+    for name, t in packed.buffers.items():
+        t.copy_(state["buffers"][name])
+    opt.load_state_dict(state["optimizer"])
+    for g, s in zip(gens, state["batch_orders"], strict=True):
+        g.set_state(s)
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    packed.unstack()
+
+
 def train_packed(
-    cfgs: list[TrainConfig], report: PackedReport | None = None, data: ImageData | None = None
-) -> list[TrainResult]:
+    cfgs: list[TrainConfig],
+    report: PackedReport | None = None,
+    data: ImageData | None = None,
+    *,
+    resume_state: dict[str, Any] | None = None,
+    checkpoint: PackCheckpoint | None = None,
+    on_diverged: PackDiverged | None = None,
+) -> list[TrainResult | None]:
     """Train ``cfgs`` (equal but for lambda and seed) as one pack; one TrainResult per config, in order.
 
     Same seeds and batch orders as ``trainers.loop.train``: variant k's weights come from ``manual_seed(seed_k)``
     and its batches from its own generator seeded with seed_k. Epoch time is the pack's, reported by every variant.
+
+    A variant whose epoch loss is not finite is diverged: ``on_diverged(k, reason)`` is called once, it is no
+    longer reported or evaluated and its result is None, while the others train on (vmapped variants share no
+    parameters and Adam is elementwise, so its NaNs stay in its own slice). DivergedError only when all diverged.
+    ``checkpoint(epoch, state)`` gets the whole pack's state once per epoch, after the variants' reports;
+    ``resume_state=state`` continues from it as if never interrupted.
     """
     check_packable(cfgs)
     cfg0 = cfgs[0]
@@ -171,6 +241,15 @@ def train_packed(
     opt = packed.optimizer(cfg0.lr, cfg0.weight_decay)
     shared = len({cfg.seed for cfg in cfgs}) == 1  # one batch order: one gathered batch serves every variant
 
+    start_epoch = 1
+    diverged: dict[int, str] = {}
+    metrics: list[dict[str, float]] = [{} for _ in cfgs]
+    if resume_state is not None:
+        _load_pack_state(cfgs, packed, opt, gens, resume_state)
+        start_epoch = int(resume_state["epoch"]) + 1
+        diverged = {int(k): r for k, r in resume_state["diverged"].items()}
+        metrics = copy.deepcopy(resume_state["metrics"])
+
     train_x = data.train_x[: cfg0.max_train].to(device)
     probe_x = data.test_x[: cfg0.eval_probe].to(device)
     n, bs = len(train_x), cfg0.batch_size
@@ -180,8 +259,7 @@ def train_packed(
 
     for m in models:
         m.train()
-    metrics: list[dict[str, float]] = [{} for _ in cfgs]
-    for epoch in range(1, cfg0.epochs + 1):
+    for epoch in range(start_epoch, cfg0.epochs + 1):
         t0 = time.perf_counter()
         orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         sums = torch.zeros(len(cfgs), 3, device=device)
@@ -190,13 +268,19 @@ def train_packed(
             xb = to_unit(train_x[idx[0]] if shared else train_x[idx])
             sums += packed.train_step(xb, opt, shared_batch=shared)
         means = (sums / n_batches).tolist()
-        bad = [k for k, row in enumerate(means) if not all(math.isfinite(v) for v in row)]
-        if bad:
-            lams = ", ".join(f"{cfgs[k].lam}" for k in bad)
-            raise DivergedError(f"variants {bad} (lambda {lams}) diverged in epoch {epoch}")
+        for k, row in enumerate(means):
+            if k not in diverged and not all(math.isfinite(v) for v in row):
+                # the message unpacked runs give (trainers.loop.train)
+                diverged[k] = f"loss became {row[0]} in epoch {epoch} (lambda={models[k].lam:g})"
+                if on_diverged is not None:
+                    on_diverged(k, diverged[k])
+        if len(diverged) == len(cfgs):
+            raise DivergedError("every variant of the pack diverged: " + "; ".join(diverged[k] for k in sorted(diverged)))
         elapsed = time.perf_counter() - t0
         packed.unstack()
         for k, model in enumerate(models):
+            if k in diverged:
+                continue
             eval_metrics, _, _ = evaluate(model, probe_x)
             metrics[k] = {
                 "epoch": float(epoch),
@@ -216,11 +300,19 @@ def train_packed(
                     "rng": _rng_state(gens[k]),
                 }
                 report(k, metrics[k], state)
+        if checkpoint is not None:
+            checkpoint(epoch, _pack_state(cfgs, packed, opt, gens, epoch, diverged, metrics))
 
-    results = []
+    results: list[TrainResult | None] = []
     test_x = data.test_x.to(device)
     for k, model in enumerate(models):
-        model.finish_training(encode_images(model, train_x))
+        if k in diverged:
+            results.append(None)
+            continue
+        train_z = encode_images(model, train_x)
+        model.finish_training(train_z)
         final, ev, test_z = evaluate(model, test_x)
-        results.append(TrainResult(model, data, {**metrics[k], **final}, ev.tolist(), test_z, cfg0.epochs))
+        results.append(
+            TrainResult(model, data, {**metrics[k], **final}, ev.tolist(), test_z, cfg0.epochs, train_z.cpu())
+        )
     return results
