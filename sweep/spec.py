@@ -190,6 +190,9 @@ class SweepSpec(_Strict):
     storage_path: str | None = Field(None, description="Ray results and checkpoints (default ./esweep-results)")
     data_root: str | None = Field(None, description="folder of on-disk datasets")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["off", "bf16"] = Field(
+        "off", description="bf16 autocast in training steps (methods with the base step; regulariser in fp32)"
+    )
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     target: TargetSpec | None = Field(None, description="regulate lambda to hold a target, in place of a lambda grid")
     search: SearchSpec | None = Field(None, description="an Optuna search over ranges, in place of the grid")
@@ -307,6 +310,7 @@ def expand(spec: SweepSpec) -> list[TrialSpec]:
                 max_train=spec.max_train,
                 data_root=spec.data_root,
                 device=spec.device,
+                amp=spec.amp,
             )
             trials.append(TrialSpec(f"{config_key}__s{seed}", config_key, cfg))
     return trials

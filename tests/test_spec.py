@@ -32,6 +32,8 @@ GOOD = {"name": "t", "dataset": "mnist5k", "methods": ["ae", "eae"], "lambdas": 
         ({"pack": 0}, "pack", "greater than or equal to 1"),
         ({"pack": 65}, "pack", "less than or equal to 64"),
         ({"pack": 4, "search": {"metric": "eval/eccentricity"}}, "pack", "cannot be combined with 'search'"),
+        ({"amp": "fp8"}, "amp", "'off' or 'bf16'"),
+        ({"amp": "bf16", "methods": ["vae"]}, "amp", "amp works with: ae, eae"),
     ],
 )
 def test_bad_field_named_with_allowed_range(patch, field, allowed):
