@@ -176,11 +176,12 @@ def test_real_data_loop_reports_moves_lambda_and_resumes():
 
 @pytest.mark.slow
 def test_targeted_mnist5k_run_reaches_target():
-    """12 epochs of mnist5k (480 steps, ~3-6 min on one CPU core): 0.45 lies inside the 0.41-0.50 that fixed
-    lambdas 1e-3..1 reach in the same budget; measured 0.441 at lambda 0.17."""
+    """20 epochs of mnist5k (800 steps, ~3-6 min on one CPU core) with the default controller: 0.27 lies in the
+    0.17-0.37 that fixed lambdas 10..1 reach for every seed in the same budget; `esweep run targeting` measured
+    0.270 at final lambda 1.37 for this seed."""
     cfg = TrainConfig(
-        method="eae", dataset="mnist5k", latent_dim=8, epochs=12, lr=1e-3, max_train=4000, device="cpu",
-        control=ControlConfig(target_eccentricity=0.45),
+        method="eae", dataset="mnist5k", latent_dim=8, epochs=20, lr=1e-3, device="cpu",
+        control=ControlConfig(target_eccentricity=0.27),
     )  # fmt: skip
     result = train(cfg)
-    assert abs(result.metrics[names.EVAL_ECCENTRICITY] - 0.45) < 0.05
+    assert abs(result.metrics[names.EVAL_ECCENTRICITY] - 0.27) < 0.05
