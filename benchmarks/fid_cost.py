@@ -38,19 +38,19 @@ def main(argv: list[str] | None = None) -> list[str]:
     torch.manual_seed(0)
     model = build_model(TrainConfig(method="eae", dataset="mnist5k", lam=0.1), (1, 32, 32)).to(device).eval()
     z = torch.randn(n, model.latent_dim)
+    print(f"extractor {net.name} on {device}, load {t_load.s:.1f} s (once per process)")
     lines = []
     for ref_factor in (1, 5):
         n_ref = ref_factor * n
         reference = torch.randint(0, 256, (n_ref, 1, 32, 32), dtype=torch.uint8)
         cold, cached, result = _cold_and_cached(net, model, reference, z, device, args.batch_size)
         per_1000 = 1000 / n
-        print(f"extractor {net.name} on {device}, load {t_load.s:.1f} s (once per process); {n} samples, {n_ref} reference images")
         print(
-            f"cold {cold:.1f} s -> {cold * per_1000:.0f} s per 1,000 samples | cached {cached:.1f} s -> "
+            f"{n} samples, {n_ref} reference images | cold {cold:.1f} s -> {cold * per_1000:.0f} s per 1,000 samples | cached {cached:.1f} s -> "
             f"{cached * per_1000:.0f} s per 1,000 | Inception {(n + n_ref) / cold:.1f} img/s | FID {result.fid:.1f}"
         )
         r = cold / cached
-        print(f"expected cold/cached: about {1 + ref_factor} ({1 + ref_factor} feature passes vs one)")
+        print(f"expected cold/cached: about {1 + ref_factor} ({n + n_ref} images through Inception vs {n})")
         label = "n_reference = n_samples" if ref_factor == 1 else f"n_reference = {ref_factor} n_samples"
         lines.append(ratio_line(f"FID cold/cached cost, {label}", r, f">= {TARGET}", r >= TARGET))
     return lines
@@ -65,6 +65,7 @@ def _cold_and_cached(net, model, reference, z, device, batch_size):
             ref = reference_stats(reference, net, cache_dir=cache, batch_size=batch_size)
             result = fid_of_latents(model.decode, z, ref, net, device, batch_size)
     return cold.s, cached.s, result
+
 
 if __name__ == "__main__":
     main()

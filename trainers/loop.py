@@ -18,7 +18,12 @@ from typing import Any
 import torch
 
 from evaluators import names
-from evaluators.metric_eccentricity import eccentricity_from_spectrum, latent_covariance, spectrum
+from evaluators.metric_eccentricity import (
+    eccentricity,
+    eccentricity_from_spectrum,
+    latent_covariance,
+    spectrum,
+)
 from evaluators.metric_recon import recon_mse
 from trainers import datasets, methods, networks
 from trainers.config import TrainConfig
@@ -112,18 +117,27 @@ def evaluate(model: AutoencoderMethod, x: torch.Tensor, batch_size: int = 500) -
     return metrics, ev, z.cpu()
 
 
-def _rng_state(gen: torch.Generator) -> dict[str, Any]:
-    state = {"batch_order": gen.get_state(), "torch": torch.get_rng_state()}
+def global_rng_state() -> dict[str, Any]:
+    """torch's global RNG state (and CUDA's, where there is a GPU): what weight init and dropout draw from."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
-    gen.set_state(state["batch_order"])
+def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    return {"batch_order": gen.get_state(), **global_rng_state()}
+
+
+def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
+    gen.set_state(state["batch_order"])
+    set_global_rng_state(state)
 
 
 def _last_latent(model: AutoencoderMethod) -> torch.Tensor:
@@ -200,7 +214,7 @@ def train(
             if cfg.control.target_eccentricity is not None and cfg.control.calibrate:
                 # training images, not the test probe: the controller never sees test data
                 probe_z = encode_images(model, train_x[: cfg.eval_probe])
-                metrics[names.CONTROL_ECC_PROBE] = eccentricity_from_spectrum(spectrum(latent_covariance(probe_z)))
+                metrics[names.CONTROL_ECC_PROBE] = eccentricity(probe_z)
                 controller.calibrate(metrics[names.CONTROL_ECC_PROBE])
             metrics[names.CONTROL_LAMBDA] = controller.lam
             metrics[names.CONTROL_ECC_ESTIMATE] = controller.calibrated_ecc

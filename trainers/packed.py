@@ -41,7 +41,9 @@ from trainers.loop import (
     cached_dataset,
     encode_images,
     evaluate,
+    global_rng_state,
     resolve_device,
+    set_global_rng_state,
     step_memory_format,
     to_unit,
 )
@@ -167,20 +169,17 @@ def _pack_state(
     metrics: list[dict[str, float]],
 ) -> dict[str, Any]:
     """Everything a restarted pack needs to continue exactly: a copy, so later steps do not change it."""
-    state = {
+    return {
         "variants": [(cfg.lam, cfg.seed) for cfg in cfgs],
         "params": {k: v.detach().clone() for k, v in packed.params.items()},
         "buffers": {k: v.detach().clone() for k, v in packed.buffers.items()},
         "optimizer": copy.deepcopy(opt.state_dict()),
         "batch_orders": [g.get_state() for g in gens],
-        "torch": torch.get_rng_state(),
+        **global_rng_state(),
         "epoch": epoch,
         "diverged": dict(diverged),
         "metrics": copy.deepcopy(metrics),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 @torch.no_grad()
@@ -201,9 +200,7 @@ def _load_pack_state(
     opt.load_state_dict(state["optimizer"])
     for g, s in zip(gens, state["batch_orders"], strict=True):
         g.set_state(s)
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    set_global_rng_state(state)
     packed.unstack()
 
 
