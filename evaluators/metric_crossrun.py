@@ -126,6 +126,8 @@ _SUMMARY = (
     ("cosine_aligned", names.XRUN_COSINE_ALIGNED, names.XRUN_COSINE_ALIGNED_STD),
 )
 
+SUMMARY_KEYS = tuple((mean_key, std_key) for _, mean_key, std_key in _SUMMARY)
+
 
 def crossrun_metrics(
     runs: list[tuple[torch.Tensor, torch.Tensor]],

@@ -19,6 +19,7 @@ from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 
 DEFAULT_FID_SAMPLES = 10_000
 DEFAULT_BATCH_SIZE = 128
+FEATURE_DIM = 2048  # Inception pool features: with fewer samples the sample covariance is singular, FID biased up
 CACHE_ENV = "ESWEEP_FID_CACHE"
 
 
@@ -35,6 +36,11 @@ class FidResult:
     n_samples: int
     n_reference: int
     extractor: str
+
+
+def is_small_sample(n: int, dim: int = FEATURE_DIM) -> bool:
+    """An FID from fewer samples than feature dimensions: dominated by its small-sample bias."""
+    return n < dim
 
 
 def _as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:

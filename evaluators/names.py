@@ -55,7 +55,26 @@ PACK_MEMBERS = "pack/members"
 PACK_DIVERGED = "pack/diverged"
 
 ROLE_SWEEP = "sweep"
-ROLE_TRIAL = "trial"
+ROLE_CONFIG = "config"  # one run per configuration (method, lambda, mu, d, target), nested under the sweep run
+ROLE_TRIAL = "trial"  # one run per seed, nested under its configuration run
+T_CONFIG_KEY = "esweep.config_key"
+T_FLAGS = "esweep.flags"  # a configuration's seeds that did not converge or are outliers, in words
+# MLflow's own marker: a model-training experiment opens on its runs table, not on the GenAI overview
+T_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+T_DESCRIPTION = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+
+# a configuration run's seed counts (beside its summaries M, M_std, M_ci95, M_n of every trial metric M)
+SEEDS_PREFIX = "seeds/"
+SEEDS_FINISHED = "seeds/finished"
+SEEDS_FAILED = "seeds/failed"
+SEEDS_RUNNING = "seeds/running"
+SEEDS_UNCONVERGED = "seeds/unconverged"
+SEEDS_OUTLIERS = "seeds/outliers"
+
+# convergence of a trial: relative fall of its training loss over the last fifth of its epochs, and the verdict
+TRAIN_REL_IMPROVEMENT_TAIL = "train/rel_improvement_tail"
+TRAIN_CONVERGED = "train/converged"
 
 ARTIFACT_SPECTRUM = "spectrum.json"
 ARTIFACT_ENCODINGS = "encodings.npz"
@@ -111,6 +130,16 @@ ARTIFACT_REPORT = "report.html"
 ARTIFACT_TABLE_KNN = "tables/knn_vs_subset_size.csv"
 ARTIFACT_TABLE_ATTRIBUTES = "tables/attribute_errors.csv"
 ARTIFACT_TABLE_COMPONENT_GAIN = "tables/attribute_component_gain.csv"
+
+
+# KID (Binkowski et al. 2018) and FID-infinity (Chong & Forsyth 2020) per sampler, and the images behind each FID
+EVAL_KID_PREFIX = "eval/kid/"
+EVAL_FID_INF_PREFIX = "eval/fid_inf/"
+EVAL_FID_N_PREFIX = "eval/fid_n/"
+
+
+def eval_fid_n(sampler: str) -> str:
+    return f"{EVAL_FID_N_PREFIX}{sampler}"
 
 
 def eval_fid(sampler: str) -> str:

@@ -1,36 +1,21 @@
-"""Sweep-level evaluation from MLflow alone: cross-run angles per configuration, eccentricity vs FID."""
+"""Sweep-level evaluation from MLflow alone: cross-run angles per configuration (on its configuration run, under
+fixed names), eccentricity vs FID and the search history (on the sweep run)."""
 
 from __future__ import annotations
 
 import io
-import re
+import math
 
 import numpy as np
 import torch
 
 from evaluators import names
+from evaluators.metric_crossrun import SUMMARY_KEYS
+from evaluators.metric_uncertainty import summary_from_moments
 from evaluators.plots import eccentricity_vs_fid_plot, trajectories_plot
 from evaluators.trial_eval import evaluate_configuration
+from sweep.aggregate import SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, trial_frame
 from sweep.tracking import Store
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def config_slug(config_key: str) -> str:
-    """A configuration key as MLflow accepts it inside a metric name ('1e+39' -> '1ep39')."""
-    return _UNSAFE.sub("p", config_key)
-
-
-def xrun_metric_key(metric: str, config_key: str) -> str:
-    return f"{metric}/{config_slug(config_key)}"
-
-
-def split_xrun_metric_key(key: str) -> tuple[str, str] | None:
-    """Inverse of xrun_metric_key: (metric, config slug), or None for another key."""
-    if not key.startswith("xrun/") or key.count("/") != 2:
-        return None
-    metric, slug = key.rsplit("/", 1)
-    return metric, slug
 
 
 def load_encodings(store: Store, run_id: str) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -54,10 +39,21 @@ def search_history_plot(trials, metric: str, mode: str) -> bytes:
     )
 
 
-def analyse_sweep(store: Store, sweep_id: str, parent_run_id: str) -> dict[str, dict[str, float]]:
-    """Cross-run metrics for every configuration with >= 2 finished seeds, logged on the sweep's parent run."""
-    from sweep.leaderboard import trial_frame
+def crossrun_summaries(metrics: dict[str, float]) -> dict[str, float]:
+    """Cross-run statistics over seed pairs as configuration summaries: M (mean over pairs), M_std (ddof 1), M_ci95,
+    M_n (pairs). Pairs share seeds, so they are not independent and the interval is optimistic; n says how many."""
+    pairs = int(metrics[names.XRUN_PAIRS])
+    out: dict[str, float] = {}
+    for key, std_key in SUMMARY_KEYS:
+        std = metrics[std_key] * math.sqrt(pairs / (pairs - 1)) if pairs > 1 else math.nan
+        s = summary_from_moments(metrics[key], std, pairs)
+        out[key], out[key + SUFFIX_N] = s.mean, float(s.n)
+        out.update({k: v for k, v in ((key + SUFFIX_STD, s.std), (key + SUFFIX_CI95, s.ci95)) if not math.isnan(v)})
+    return out
 
+
+def analyse_sweep(store: Store, sweep_id: str, parent_run_id: str, config_runs: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Cross-run metrics for every configuration with >= 2 finished seeds, logged on its configuration run."""
     trials = trial_frame(store, sweep_id)
     if trials.empty:
         return {}
@@ -65,13 +61,14 @@ def analyse_sweep(store: Store, sweep_id: str, parent_run_id: str) -> dict[str, 
     results: dict[str, dict[str, float]] = {}
     for config_key, group in finished.groupby("config_key"):
         runs = [e for e in (load_encodings(store, r) for r in group.sort_values("seed")["run_id"]) if e is not None]
-        if len(runs) < 2:
+        if len(runs) < 2 or config_key not in config_runs:
             continue
         metrics, artifacts = evaluate_configuration(runs)
-        results[config_key] = metrics
-        store.log_metrics(parent_run_id, {xrun_metric_key(k, config_key): v for k, v in metrics.items()})
+        results[config_key] = crossrun_summaries(metrics)
+        run_id = config_runs[config_key]
+        store.log_metrics(run_id, results[config_key])
         for name, data in artifacts.items():
-            store.log_artifact_bytes(parent_run_id, f"xrun/{config_slug(config_key)}/{name.rsplit('/', 1)[-1]}", data)
+            store.log_artifact_bytes(run_id, f"xrun/{name.rsplit('/', 1)[-1]}", data)
 
     parent = store.client.get_run(parent_run_id)
     metric = parent.data.params.get(names.P_SEARCH_METRIC)

@@ -95,7 +95,8 @@ def run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose) -
         fail(str(exc))
     console.print(f"\nsweep {outcome.sweep_id} finished in {outcome.wall_time_s:.0f} s; leaderboard from MLflow:\n")
     _, board = lb.leaderboard(Store(outcome.tracking_uri), outcome.sweep_id)
-    click.echo(lb.render(board, "table"))
+    click.echo(lb.render(board, "table", lb.default_vs_best(board)))
+    click.echo(f"\n{lb.LEGEND}")
     if outcome.n_failed:
         console.print(f"\n[red]{outcome.n_failed} trial(s) failed[/red]: " + "; ".join(
             f"{k}: {v}" for k, v in outcome.errors.items()))
@@ -120,7 +121,9 @@ def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt):
         fail(str(exc))
     if fmt == "table":
         click.echo(f"sweep {sweep_id}")
-    click.echo(lb.render(board, fmt))
+    click.echo(lb.render(board, fmt, None if sort_metric else lb.default_vs_best(board)))
+    if fmt == "table":
+        click.echo(f"\n{lb.LEGEND}")
 
 
 @main.command()

@@ -1,4 +1,8 @@
-"""The leaderboard: one row per configuration, mean +- std over seeds, read from MLflow alone."""
+"""The leaderboard: one row per configuration run of a sweep, read from MLflow alone (what the MLflow UI shows too).
+
+Every cell is a summary over seeds (mean ± Student-t 95% half-width, with n); per metric, each configuration is
+marked as the best, statistically tied with it (Welch's t-test at 5%), worse, or untested (fewer than 2 seeds).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import math
 import pandas as pd
 
 from evaluators import names
-from sweep.analysis import config_slug, split_xrun_metric_key
+from evaluators.metric_fid import FEATURE_DIM, is_small_sample
+from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
+from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
 from sweep.tracking import Store
 
-FINAL_PREFIXES = ("eval/", "search/", names.CONTROL_FINAL_LAMBDA, names.CONTROL_ABS_ERROR)
-GROUP_COLUMNS = [names.P_METHOD, names.P_TARGET, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM]
 FORMATS = ("table", "csv", "markdown", "json")
-HIDDEN_METRICS = ("epoch", "done", names.EVAL_WALL_TIME)
+STATS = ("mean", "std", "ci95", "n")
 DISPLAY_METRICS = (
     names.EVAL_ECCENTRICITY,
     names.EVAL_RECON_MSE,
@@ -23,36 +27,35 @@ DISPLAY_METRICS = (
     names.CONTROL_FINAL_LAMBDA,
     names.CONTROL_ABS_ERROR,
 )
-
-
-def _display_order(metric: str) -> tuple[int, str]:
-    prefixes = ("eval/ecc", "control/", "eval/recon", "eval/fid", "eval/knn", "xrun/")
-    return next((i for i, p in enumerate(prefixes) if metric.startswith(p)), len(prefixes)), metric
+HIDDEN_PREFIXES = (names.EVAL_WALL_TIME, names.TRAIN_CONVERGED, names.TRAIN_REL_IMPROVEMENT_TAIL)
+COUNT_COLUMNS = {
+    "seeds": names.SEEDS_FINISHED,
+    "failed": names.SEEDS_FAILED,
+    "running": names.SEEDS_RUNNING,
+    "unconverged": names.SEEDS_UNCONVERGED,
+    "outliers": names.SEEDS_OUTLIERS,
+}
 
 
 class LeaderboardError(ValueError):
     pass
 
 
-def trial_frame(store: Store, sweep_id: str) -> pd.DataFrame:
-    """One row per trial run: its params, status, failure reason and final metrics."""
-    rows = []
-    for run in store.trial_runs(sweep_id):
-        p, m, t = run.data.params, run.data.metrics, run.data.tags
-        row = {
-            "config_key": t.get("esweep.config_key", ""),
-            **{k: p.get(k, "-") for k in GROUP_COLUMNS},
-            names.P_SEED: p.get(names.P_SEED, "-"),
-            "status": run.info.status,
-            "failure": t.get(names.T_FAILURE, ""),
-            "run_id": run.info.run_id,
-            "start_time": run.info.start_time,
-        }
-        row["fid_samples"] = p.get(names.P_FID_SAMPLES, "")
-        row.update({k: v for k, v in m.items() if k.startswith(FINAL_PREFIXES) and k not in HIDDEN_METRICS})
-        row[names.EVAL_WALL_TIME] = m.get(names.EVAL_WALL_TIME, math.nan)
-        rows.append(row)
-    return pd.DataFrame(rows)
+def metric_mode(metric: str) -> str | None:
+    """Which way is better for a metric ('min' or 'max'), or None where neither is (eccentricity, lambda, ...)."""
+    if "_std/" in metric or metric.startswith(names.EVAL_FID_N_PREFIX):
+        return None
+    if metric.startswith(("eval/fid", "eval/kid", "eval/recon", "eval/knn_error", "eval/attr/", "xrun/angle", "xrun/rms",
+                          names.CONTROL_ABS_ERROR, "search/objective")):
+        return "min"
+    if metric.startswith("xrun/cosine"):
+        return "max"
+    return None
+
+
+def _display_order(metric: str) -> tuple[int, str]:
+    prefixes = ("eval/ecc", "control/", "eval/recon", "eval/fid", "eval/kid", "eval/knn", "xrun/")
+    return next((i for i, p in enumerate(prefixes) if metric.startswith(p)), len(prefixes)), metric
 
 
 def _lambda_sort_key(value: str) -> float:
@@ -62,111 +65,194 @@ def _lambda_sort_key(value: str) -> float:
         return -1.0
 
 
-def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
-    """Configurations as rows; for every metric a ``_mean`` and ``_std`` column over finished seeds."""
-    if trials.empty:
-        return trials
-    metric_cols = sorted(c for c in trials.columns if c.startswith(FINAL_PREFIXES))
-    out = []
-    for key, group in trials.groupby(GROUP_COLUMNS, sort=False):
-        ok = group[group["status"] == "FINISHED"]
-        row = dict(zip(GROUP_COLUMNS, key, strict=True))
-        row["config_key"] = group["config_key"].iloc[0]
-        row["fid_samples"] = group["fid_samples"].iloc[0]
-        row["seeds"] = len(ok)
-        row["failed"] = int((group["status"] == "FAILED").sum())
-        row["running"] = int((group["status"] == "RUNNING").sum())
-        for col in metric_cols:
-            values = ok[col].dropna() if col in ok else pd.Series(dtype=float)
-            row[f"{col}_mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{col}_std"] = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else math.nan)
-        reasons = group.loc[group["status"] == "FAILED", "failure"]
-        row["failure"] = "; ".join(sorted(set(r for r in reasons if r)))[:200]
-        out.append(row)
-    frame = pd.DataFrame(out)
+def config_frame(store: Store, sweep_id: str) -> pd.DataFrame:
+    """One row per configuration run: params, seed counts, flags, and M_mean/M_std/M_ci95/M_n per metric M."""
+    rows = []
+    for run in store.config_runs(sweep_id):
+        p, m, t = run.data.params, run.data.metrics, run.data.tags
+        row: dict = {
+            "config_key": t.get(names.T_CONFIG_KEY, ""),
+            **{k: p.get(k, "-") for k in GROUP_COLUMNS},
+            names.P_DATASET: p.get(names.P_DATASET, ""),
+            "fid_samples": p.get(names.P_FID_SAMPLES, ""),
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            **{col: int(m.get(key, 0)) for col, key in COUNT_COLUMNS.items()},
+            "flags": t.get(names.T_FLAGS, ""),
+            "failure": t.get(names.T_FAILURE, ""),
+        }
+        bases = {k for k in m if is_summary_key(k)} | {k.removesuffix(SUFFIX_N) for k in m if k.endswith(SUFFIX_N)}
+        for base in bases:
+            row[f"{base}_mean"] = m.get(base, math.nan)
+            row[f"{base}_std"] = m.get(base + SUFFIX_STD, math.nan)
+            row[f"{base}_ci95"] = m.get(base + SUFFIX_CI95, math.nan)
+            row[f"{base}_n"] = m.get(base + SUFFIX_N, 0.0)
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    n_cols = [f"{m}_n" for m in metric_names(frame)]
+    frame[n_cols] = frame[n_cols].fillna(0.0)  # a configuration without a metric has it from no seed
     frame["_lam"] = frame[names.P_LAMBDA].map(_lambda_sort_key)
     frame["_d"] = frame[names.P_LATENT_DIM].map(lambda v: int(v) if str(v).isdigit() else 0)
     frame = frame.sort_values([names.P_METHOD, names.P_TARGET, "_lam", names.P_MU, "_d"]).drop(columns=["_lam", "_d"])
-    return frame.reset_index(drop=True)
+    return mark_best(frame.reset_index(drop=True))
 
 
 def metric_names(board: pd.DataFrame) -> list[str]:
-    return [c.removesuffix("_mean") for c in board.columns if c.endswith("_mean")]
+    return sorted(c.removesuffix("_mean") for c in board.columns if c.endswith("_mean"))
+
+
+def summaries(board: pd.DataFrame, metric: str) -> list[Summary]:
+    return [
+        Summary(float(m), float(s), float(c), int(n))
+        for m, s, c, n in zip(*(board[f"{metric}_{k}"] for k in STATS), strict=True)
+    ]
+
+
+def mark_best(board: pd.DataFrame, overrides: dict[str, str] | None = None) -> pd.DataFrame:
+    """For every metric with a direction (or one given in ``overrides``): M_vs_best and M_p_vs_best columns."""
+    for metric in metric_names(board):
+        mode = (overrides or {}).get(metric) or metric_mode(metric)
+        if mode is None:
+            continue
+        verdicts = compare_to_best(summaries(board, metric), mode)
+        board[f"{metric}_vs_best"] = [v for v, _ in verdicts]
+        board[f"{metric}_p_vs_best"] = [p for _, p in verdicts]
+    return board
+
+
+def resolve_metric(board: pd.DataFrame, metric: str) -> str:
+    available = metric_names(board)
+    for key in (metric, f"eval/{metric}"):
+        if key in available:
+            return key
+    raise LeaderboardError(f"--sort: unknown metric {metric!r}; available: {', '.join(available)}")
 
 
 def sort_board(board: pd.DataFrame, metric: str | None, descending: bool = False) -> pd.DataFrame:
+    """Sorted by a metric's mean; its best/tie marks follow the chosen direction (descending: higher is better)."""
     if metric is None or board.empty:
         return board
-    available = metric_names(board)
-    key = metric if metric in available else f"eval/{metric}"
-    if key not in available:
-        raise LeaderboardError(f"--sort: unknown metric {metric!r}; available: {', '.join(available)}")
+    key = resolve_metric(board, metric)
+    board = mark_best(board.copy(), {key: "max" if descending else "min"})
+    board.attrs["sort_metric"] = key
     return board.sort_values(f"{key}_mean", ascending=not descending, na_position="last").reset_index(drop=True)
-
-
-def _pm(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "-"
-    return f"{mean:.4g} ± {std:.2g}"
 
 
 def _shown(metric: str) -> bool:
     return (
         metric in DISPLAY_METRICS
-        or metric.startswith(names.EVAL_FID_PREFIX)
+        or metric.startswith((names.EVAL_FID_PREFIX, names.EVAL_KID_PREFIX, names.EVAL_FID_INF_PREFIX))
         or metric == f"{names.EVAL_KNN_ERROR_PREFIX}all"
     )
 
 
-def display_frame(board: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable: the headline metrics as 'mean ± std', short names; exports keep every column."""
-    cols = GROUP_COLUMNS + ["seeds", "failed"]
-    shown = board[cols].copy()
-    fid_n = board["fid_samples"].iloc[0] if "fid_samples" in board and len(board) else ""
+def fid_n(board: pd.DataFrame, metric: str) -> int | None:
+    """Generated images behind an FID/KID column (its smallest over configurations), where recorded."""
+    sampler = metric.rsplit("/", 1)[-1]
+    col = f"{names.eval_fid_n(sampler)}_mean"
+    if col in board and board[col].notna().any():
+        return int(board[col].min())
+    values = [int(v) for v in board.get("fid_samples", []) if str(v).isdigit()]
+    return min(values) if values else None
+
+
+def column_label(board: pd.DataFrame, metric: str) -> str:
+    label = metric.removeprefix("eval/").replace("knn_error_pct/all", "knn_err%")
+    if metric.startswith((names.EVAL_FID_PREFIX, names.EVAL_KID_PREFIX, names.EVAL_FID_INF_PREFIX)):
+        n = fid_n(board, metric)
+        if n is not None:
+            small = metric.startswith(names.EVAL_FID_PREFIX) and is_small_sample(n)
+            label += f" [{n} imgs{f' < {FEATURE_DIM}: small-sample, biased up' if small else ''}]"
+    return label
+
+
+def _verdict(verdict: str, p: float) -> str:
+    if verdict in ("best", "untested"):
+        return verdict if verdict == "best" else "untested (n<2)"
+    return f"{verdict} (p={p:.2g})"
+
+
+def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFrame:
+    """Human-readable: 'mean ± ci95' cells (n in the cell where it differs from the row's seeds), a 'vs best'
+    column for ``vs_best`` (default: the sort metric), flags; the exports keep every column."""
+    if board.empty:
+        return board
+    shown = board[GROUP_COLUMNS].copy()
+    shown["n"] = board["seeds"]
+    if board["failed"].any():
+        shown["failed"] = board["failed"]
     for metric in sorted(filter(_shown, metric_names(board)), key=_display_order):
-        label = metric.removeprefix("eval/").replace("knn_error_pct/all", "knn_err%")
-        if metric.startswith(names.EVAL_FID_PREFIX) and fid_n:
-            label = f"{label} (n={fid_n})"
-        shown[label] = [
-            _pm(m, s) for m, s in zip(board[f"{metric}_mean"], board[f"{metric}_std"], strict=True)
+        cells = []
+        for s, seeds in zip(summaries(board, metric), board["seeds"], strict=True):
+            cells.append(format_summary(s, show_n=s.n not in (0, seeds)))
+        shown[column_label(board, metric)] = cells
+    metric = vs_best or board.attrs.get("sort_metric")
+    if metric and f"{metric}_vs_best" in board:
+        shown[f"vs best {metric.removeprefix('eval/')}"] = [
+            _verdict(v, p) for v, p in zip(board[f"{metric}_vs_best"], board[f"{metric}_p_vs_best"], strict=True)
         ]
+    if board["flags"].astype(bool).any():
+        shown["flags"] = board["flags"]
     if board["failure"].astype(bool).any():
-        shown["failure"] = board["failure"]
+        shown["failure"] = board["failure"].str.slice(0, 120)
     return shown
 
 
-def render(board: pd.DataFrame, fmt: str) -> str:
+def default_vs_best(board: pd.DataFrame) -> str | None:
+    """The metric a plain leaderboard judges 'best' by: standard-sampling FID where there is one, else recon MSE."""
+    for metric in (names.eval_fid("standard"), names.EVAL_RECON_MSE):
+        if f"{metric}_vs_best" in board:
+            return metric
+    return None
+
+
+def records(board: pd.DataFrame) -> list[dict]:
+    """JSON rows: the configuration, its counts and flags, and per metric mean/std/ci95/n and the best/tie mark."""
+    out = []
+    for _, row in board.iterrows():
+        rec = {k: row[k] for k in ["config_key", *GROUP_COLUMNS, names.P_DATASET, "run_id", *COUNT_COLUMNS, "flags", "failure"]}
+        metrics = {}
+        for metric in metric_names(board):
+            entry = {k: row[f"{metric}_{k}"] for k in STATS}
+            entry["n"] = int(entry["n"]) if not pd.isna(entry["n"]) else 0
+            if f"{metric}_vs_best" in board:
+                entry["vs_best"] = row[f"{metric}_vs_best"]
+                entry["p_vs_best"] = row[f"{metric}_p_vs_best"]
+            if metric.startswith(names.EVAL_FID_PREFIX):
+                n = fid_n(board, metric)
+                entry["small_sample"] = n is not None and is_small_sample(n)
+            metrics[metric] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
+        rec["metrics"] = metrics
+        out.append({k: (int(v) if hasattr(v, "item") and isinstance(v.item(), int) else v) for k, v in rec.items()})
+    return out
+
+
+def render(board: pd.DataFrame, fmt: str, vs_best: str | None = None) -> str:
     if fmt not in FORMATS:
         raise LeaderboardError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "csv":
         return board.to_csv(index=False)
     if fmt == "json":
-        return json.dumps(json.loads(board.to_json(orient="records")), indent=1)
-    shown = display_frame(board)
+        return json.dumps(records(board), indent=1, default=str)
+    shown = display_frame(board, vs_best)
     if fmt == "markdown":
-        header = "| " + " | ".join(shown.columns) + " |"
-        sep = "|" + "---|" * len(shown.columns)
-        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-        return "\n".join([header, sep, *body])
+        return markdown_table(shown)
     return shown.to_string(index=False)
 
 
-def attach_crossrun(board: pd.DataFrame, parent_metrics: dict[str, float]) -> pd.DataFrame:
-    """Cross-run metrics live on the sweep's parent run, one per configuration: join them as columns."""
-    if board.empty:
-        return board
-    slugs = {config_slug(k): i for i, k in enumerate(board["config_key"])}
-    columns: dict[str, list[float]] = {}
-    for key, value in parent_metrics.items():
-        parsed = split_xrun_metric_key(key)
-        if parsed is None or parsed[1] not in slugs:
-            continue
-        metric, slug = parsed
-        column = f"{metric.removesuffix('_std')}_std" if metric.endswith("_std") else f"{metric}_mean"
-        columns.setdefault(column, [math.nan] * len(board))[slugs[slug]] = value
-    for column, values in sorted(columns.items()):
-        board[column] = values
-    return board
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, sep, *body])
+
+
+LEGEND = (
+    "cells: mean ± 95% CI half-width over seeds (Student t); n = finished seeds; one value: no ±. "
+    "vs best: Welch's t-test at 5% against the best mean (tie = indistinguishable)."
+)
 
 
 def leaderboard(store: Store, sweep: str | None) -> tuple[str, pd.DataFrame]:
@@ -174,4 +260,4 @@ def leaderboard(store: Store, sweep: str | None) -> tuple[str, pd.DataFrame]:
     if run is None:
         raise LeaderboardError(f"no sweep {sweep!r} in {store.uri}" if sweep else f"no sweeps in {store.uri}")
     sweep_id = run.data.tags[names.T_SWEEP_ID]
-    return sweep_id, attach_crossrun(aggregate(trial_frame(store, sweep_id)), run.data.metrics)
+    return sweep_id, config_frame(store, sweep_id)

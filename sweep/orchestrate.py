@@ -17,12 +17,13 @@ from rich.live import Live
 from rich.text import Text
 
 from evaluators import names
+from sweep.aggregate import refresh_sweep
 from sweep.analysis import analyse_sweep
 from sweep.cleanup import close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri
-from sweep.trainable import run_trial, trial_of
+from sweep.trainable import config_description, config_run_params, run_trial, trial_of
 from trainers.config import TrainConfig
 from trainers.packed import VARYING_FIELDS, check_packable
 
@@ -217,6 +218,20 @@ def search_tune_config(spec: SweepSpec) -> dict:
     return config
 
 
+def create_config_runs(store: Store, ctx: dict, trials: list[TrialSpec]) -> dict[str, str]:
+    """One MLflow run per configuration (sweep -> configuration -> seed), config key -> run id."""
+    seeds: dict[str, list[TrialSpec]] = {}
+    for t in trials:
+        seeds.setdefault(t.config_key, []).append(t)
+    return {
+        key: store.find_or_create_config_run(
+            ctx["experiment_id"], ctx["sweep_id"], ctx["parent_run_id"], key, f"{group[0].train.dataset}__{key}",
+            config_run_params(group[0].train, ctx), config_description(group[0].train, len(group)),
+        )
+        for key, group in seeds.items()
+    }
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -255,6 +270,8 @@ def run_sweep(
         "parent_run_id": parent_run_id,
         "evaluation": spec.evaluation.model_dump(mode="json"),
     }
+    if spec.search is None:  # a grid's configurations are known: their runs exist before any trial nests under them
+        ctx["config_runs"] = create_config_runs(store, ctx, trials)
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     if spec.search is not None:
         ctx["search"] = spec.search.model_dump(mode="json")
@@ -317,6 +334,7 @@ def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t
     store.log_metrics(parent, {"sweep/wall_time_s": outcome.wall_time_s, "sweep/n_failed": outcome.n_failed}, step)
     store.log_artifact_bytes(parent, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
     outcome.orphans_closed = close_orphans(store, outcome.sweep_id)  # the Tuner returned: no trial is live
-    analyse_sweep(store, outcome.sweep_id, parent)
+    config_runs = refresh_sweep(store, outcome.sweep_id, finish=True)
+    analyse_sweep(store, outcome.sweep_id, parent, config_runs)
     store.finish(parent, "FINISHED")
     return outcome

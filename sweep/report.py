@@ -7,6 +7,7 @@ from pathlib import Path
 from evaluators import names
 from evaluators.report import write_html_report
 from sweep import leaderboard as lb
+from sweep.aggregate import trial_frame
 from sweep.tracking import Store
 
 TRIAL_PLOTS = (
@@ -37,7 +38,7 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
     images: list[tuple[str, bytes]] = []
     for name, png in sorted(_artifact_pngs(store, parent.info.run_id).items()):
         images.append((f"sweep: {name}", png))
-    trials = lb.trial_frame(store, sweep_id)
+    trials = trial_frame(store, sweep_id)
     if not trials.empty:
         finished = trials[trials["status"] == "FINISHED"].sort_values(["config_key", "seed"])
         for config_key, group in finished.groupby("config_key", sort=False):
@@ -47,7 +48,7 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
                 p for p in pngs if p.startswith(names.ARTIFACT_PLOT_SAMPLES_PREFIX)
             )
             images += [(f"{config_key} (seed {group['seed'].iloc[0]}): {p}", pngs[p]) for p in wanted]
-    tables = [("leaderboard (mean ± std over seeds)", lb.display_frame(board))]
+    tables = [(f"leaderboard ({lb.LEGEND})", lb.display_frame(board, lb.default_vs_best(board)))]
     if not trials.empty:
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
         if len(failed):

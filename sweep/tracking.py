@@ -31,6 +31,7 @@ DEFAULT_DB = "mlflow.db"
 SPOOL_FILE = "mlflow-spool.jsonl"
 SHORT_RETRY = 3  # ~0.6 s: rides out a blip; a longer outage goes to the spool instead of stalling training
 DEFAULT_EXPERIMENT = "esweep"
+SEARCH_PAGE = 1000  # runs per search request; the server caps a page, so larger sets are paged
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -142,16 +143,33 @@ class Store:
     # experiments and runs -------------------------------------------------------------------------
     def experiment_id(self, name: str = DEFAULT_EXPERIMENT) -> str:
         exp = with_retry(lambda: self.client.get_experiment_by_name(name))
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return with_retry(lambda: self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri)))
-        except MlflowException:  # created concurrently by another process
-            return self.client.get_experiment_by_name(name).experiment_id
+        if exp is None:
+            try:
+                exp_id = with_retry(
+                    lambda: self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri))
+                )
+            except MlflowException:  # created concurrently by another process
+                exp_id = self.client.get_experiment_by_name(name).experiment_id
+        else:
+            exp_id = exp.experiment_id
+        if exp is None or exp.tags.get(names.T_EXPERIMENT_KIND) != names.EXPERIMENT_KIND_TRAINING:
+            with_retry(
+                lambda: self.client.set_experiment_tag(exp_id, names.T_EXPERIMENT_KIND, names.EXPERIMENT_KIND_TRAINING)
+            )
+        return exp_id
 
-    def find_runs(self, filter_string: str, experiment_ids: list[str] | None = None, max_results: int = 5000):
+    def find_runs(self, filter_string: str, experiment_ids: list[str] | None = None, max_results: int | None = None):
+        """Every run matching the filter, page by page (a 10,000-trial sweep is more than one page)."""
         ids = experiment_ids or [e.experiment_id for e in self.client.search_experiments()]
-        return with_retry(lambda: self.client.search_runs(ids, filter_string, max_results=max_results))
+        runs, token = [], None
+        while True:
+            page = with_retry(
+                lambda token=token: self.client.search_runs(ids, filter_string, max_results=SEARCH_PAGE, page_token=token)
+            )
+            runs.extend(page)
+            token = page.token
+            if not token or (max_results is not None and len(runs) >= max_results):
+                return runs[:max_results] if max_results is not None else runs
 
     def sweep_run(self, sweep: str):
         """The parent run of a sweep, by sweep id or (newest) by name."""
@@ -166,10 +184,49 @@ class Store:
         runs = self.find_runs(f"tags.`{names.T_ROLE}` = '{names.ROLE_SWEEP}'")
         return max(runs, key=lambda r: r.info.start_time) if runs else None
 
-    def trial_runs(self, sweep_id: str):
-        return self.find_runs(
-            f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_TRIAL}'"
+    def trial_runs(self, sweep_id: str, config_key: str | None = None):
+        flt = f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_TRIAL}'"
+        if config_key is not None:
+            flt += f" and tags.`{names.T_CONFIG_KEY}` = '{config_key}'"
+        return self.find_runs(flt)
+
+    def config_runs(self, sweep_id: str):
+        return self.find_runs(f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_CONFIG}'")
+
+    def find_or_create_config_run(
+        self,
+        experiment_id: str,
+        sweep_id: str,
+        parent_run_id: str,
+        config_key: str,
+        run_name: str,
+        params: dict[str, str],
+        description: str,
+    ) -> str:
+        """A configuration's run, found again by its tags on a resume, so restarts never duplicate it."""
+        flt = (
+            f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_CONFIG}' "
+            f"and tags.`{names.T_CONFIG_KEY}` = '{config_key}'"
         )
+        existing = self.find_runs(flt, [experiment_id])
+        if existing:
+            return min(existing, key=lambda r: r.info.start_time).info.run_id
+        run = with_retry(
+            lambda: self.client.create_run(
+                experiment_id,
+                run_name=run_name,
+                tags={
+                    names.T_SWEEP_ID: sweep_id,
+                    names.T_ROLE: names.ROLE_CONFIG,
+                    names.T_CONFIG_KEY: config_key,
+                    names.T_DESCRIPTION: description,
+                    "mlflow.parentRunId": parent_run_id,
+                    **self.provenance(),
+                },
+            )
+        )
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
 
     def create_sweep_run(self, experiment_id: str, sweep_id: str, params: dict[str, str], tags: dict[str, str]) -> str:
         run = with_retry(

@@ -18,6 +18,7 @@ from ray import tune
 from evaluators import names
 from evaluators.plots import trajectories_plot
 from evaluators.trial_eval import evaluate_trial
+from sweep.aggregate import refresh_configuration
 from sweep.spec import SEARCH_OBJECTIVE, target_label
 from sweep.tracking import SPOOL_FILE, Store
 from trainers import methods
@@ -149,18 +150,59 @@ def with_search_objective(metrics: dict[str, float], search: dict[str, Any] | No
     return out
 
 
+def config_run_params(cfg: TrainConfig, ctx: dict[str, Any]) -> dict[str, str]:
+    """What a configuration run records: the trial params but the seed, and the FID sample size."""
+    params = {k: v for k, v in trial_params(cfg).items() if k != names.P_SEED}
+    evaluation = ctx.get("evaluation") or {}
+    params[names.P_FID_SAMPLES] = str(evaluation.get("fid_samples", 0))
+    return params
+
+
+def config_description(cfg: TrainConfig, n_seeds: int) -> str:
+    lam = trial_params(cfg)[names.P_LAMBDA]
+    what = f"lambda {lam}" if cfg.control is None else target_label(cfg.control)
+    mu = "" if cfg.effective_mu is None else f", mu {cfg.effective_mu:g}"
+    return (
+        f"{cfg.method}, {what}{mu}, d = {cfg.latent_dim} on {cfg.dataset}: {n_seeds} seed(s) x {cfg.epochs} epochs "
+        f"(arch {cfg.arch or 'default'}, batch {cfg.batch_size}, lr {cfg.lr:g}). Metrics: mean over finished seeds; "
+        "M_std, M_ci95 (Student t) and M_n beside each."
+    )
+
+
+def config_run_id(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: TrainConfig) -> str:
+    """The configuration run the trial nests under: made by the driver for a grid, by the trial for a search."""
+    known = ctx.get("config_runs", {}).get(trial["config_key"])
+    if known:
+        return known
+    return store.find_or_create_config_run(
+        ctx["experiment_id"], ctx["sweep_id"], ctx["parent_run_id"], trial["config_key"],
+        f"{cfg.dataset}__{trial['config_key']}", config_run_params(cfg, ctx), config_description(cfg, 1),
+    )
+
+
 def _trial_run(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: TrainConfig, tags: dict[str, str]):
-    """The trial's MLflow child run, found again by its key on a retry; the same for a packed member."""
+    """The trial's MLflow run, found again by its key on a retry; the same for a packed member."""
     trial_id = tune.get_context().get_trial_id() or ""
     return store.find_or_create_trial_run(
         ctx["experiment_id"],
         ctx["sweep_id"],
-        ctx["parent_run_id"],
+        config_run_id(store, ctx, trial, cfg),
         trial["key"],
         f"{cfg.dataset}__{trial['key']}",
         trial_params(cfg),
-        {"esweep.config_key": trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
+        {names.T_CONFIG_KEY: trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
     )
+
+
+def refresh_configurations(store: Store, ctx: dict[str, Any], trials: list[dict[str, Any]], cfgs: list[TrainConfig]) -> None:
+    """Re-summarise the configurations of settled trials, so the UI shows partial aggregates while the sweep runs.
+    Best effort: the driver summarises every configuration again when the sweep ends."""
+    for key in dict.fromkeys(t["config_key"] for t in trials):
+        trial, cfg = next((t, c) for t, c in zip(trials, cfgs, strict=True) if t["config_key"] == key)
+        try:
+            refresh_configuration(store, ctx["sweep_id"], key, config_run_id(store, ctx, trial, cfg))
+        except Exception as exc:  # a store blip must not fail a trained trial
+            print(f"esweep: configuration {key} not re-summarised now ({type(exc).__name__}: {exc})")
 
 
 def _save_and_report(metrics: dict[str, float], state: dict[str, Any]) -> None:
@@ -204,10 +246,12 @@ def run_trial(config: dict[str, Any]) -> None:
         evaluated = evaluate_and_log(store, run_id, cfg, result, ctx.get("evaluation"))
     except DivergedError as exc:
         _mark_diverged(store, run_id, str(exc))
+        refresh_configurations(store, ctx, [trial], [cfg])
         raise
     except Exception as exc:
         # left FAILED with the reason; a retry finds the run again and sets it RUNNING
         store.mark_failed(run_id, f"{type(exc).__name__}: {exc}")
+        refresh_configurations(store, ctx, [trial], [cfg])
         raise
     final = {**evaluated, **log_final(store, run_id, result, time.perf_counter() - started)}
     search = ctx.get("search")
@@ -216,6 +260,7 @@ def run_trial(config: dict[str, Any]) -> None:
         store.log_metrics(run_id, {SEARCH_OBJECTIVE: final[SEARCH_OBJECTIVE]}, step=result.epochs_run)
     store.set_tags(run_id, {names.T_STATUS: FINISHED})
     store.finish(run_id, "FINISHED")
+    refresh_configurations(store, ctx, [trial], [cfg])
     tune.report({**result.metrics, **final, "done": 1.0})
 
 
@@ -280,11 +325,13 @@ def run_packed_trial(ctx: dict[str, Any], trial: dict[str, Any]) -> None:
     try:
         results = train_packed(cfgs, report=report, resume_state=state, checkpoint=checkpoint, on_diverged=on_diverged)
     except DivergedError:
+        refresh_configurations(store, ctx, members, cfgs)
         raise  # every member diverged, and on_diverged has marked each run
     except Exception as exc:
         for k, run_id in enumerate(run_ids):
             if k not in dead and k not in done:
                 store.mark_failed(run_id, f"{type(exc).__name__}: {exc}")
+        refresh_configurations(store, ctx, members, cfgs)
         raise
 
     errors: list[Exception] = []
@@ -302,6 +349,7 @@ def run_packed_trial(ctx: dict[str, Any], trial: dict[str, Any]) -> None:
         recon.append(final[names.EVAL_RECON_MSE])
         store.set_tags(run_ids[k], {names.T_STATUS: FINISHED})
         store.finish(run_ids[k], "FINISHED")
+    refresh_configurations(store, ctx, members, cfgs)
     if errors:
         raise errors[0]
     if len(dead) == len(members):  # the rest diverged in earlier attempts

@@ -20,6 +20,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def test_seed() -> int:
+    """The seed a statistical test draws from (ESWEEP_TEST_SEED, default 0): its bounds must hold for any."""
+    return int(os.environ.get("ESWEEP_TEST_SEED", "0"))
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A fresh 2-CPU local Ray for one test module (address='local': never a cluster another test started)."""

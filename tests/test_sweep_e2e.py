@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from evaluators import names
 from sweep.cli import main
-from sweep.leaderboard import aggregate, leaderboard, trial_frame
+from sweep.leaderboard import leaderboard
 from sweep.orchestrate import run_sweep
 from sweep.spec import parse_spec
 from sweep.tracking import Store
@@ -48,8 +48,14 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
     runs = store.trial_runs(outcome.sweep_id)
     assert len(runs) == 6
     assert len({r.data.tags[names.T_TRIAL_KEY] for r in runs}) == 6
+    configs = {r.info.run_id: r for r in store.config_runs(outcome.sweep_id)}
+    assert len(configs) == 3
+    for config in configs.values():  # sweep -> configuration -> seed
+        assert config.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
+        assert names.P_SEED not in config.data.params and config.data.tags[names.T_DESCRIPTION]
     for run in runs:
-        assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
+        parent = configs[run.data.tags["mlflow.parentRunId"]]
+        assert parent.data.tags[names.T_CONFIG_KEY] == run.data.tags[names.T_CONFIG_KEY]
         assert run.data.tags[names.T_GIT_COMMIT] and run.data.tags[names.T_VERSION]
         assert {names.P_METHOD, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM, names.P_SEED, names.P_DATASET,
                 names.P_EPOCHS} <= set(run.data.params)
@@ -98,13 +104,42 @@ def test_report_writes_one_self_contained_html(finished_sweep, tmp_path):
 
 def test_leaderboard_aggregates_seeds_from_mlflow(finished_sweep):
     outcome, uri = finished_sweep
-    board = aggregate(trial_frame(Store(uri), outcome.sweep_id))
+    store = Store(uri)
+    _, board = leaderboard(store, outcome.sweep_id)
     assert len(board) == 3
     ok = board[board["failed"] == 0]
     assert set(ok["seeds"]) == {2}
-    assert ok[f"{names.EVAL_ECCENTRICITY}_std"].notna().all()
+    ecc = names.EVAL_ECCENTRICITY
+    assert ok[f"{ecc}_std"].notna().all() and (ok[f"{ecc}_n"] == 2).all()
+    # the Student-t 95% half-width of a mean of 2 values is 12.706 * std / sqrt(2)
+    assert ok[f"{ecc}_ci95"].to_numpy() == pytest.approx(12.7062 * ok[f"{ecc}_std"].to_numpy() / 2**0.5, rel=1e-4)
     bad = board[board["failed"] == 2].iloc[0]
     assert bad["seeds"] == 0 and "diverged" in bad["failure"]
+    # the configuration runs hold what the leaderboard shows, under the trial metric names
+    for row in ok.itertuples():
+        trials = [r for r in store.trial_runs(outcome.sweep_id, row.config_key) if r.info.status == "FINISHED"]
+        values = [r.data.metrics[ecc] for r in trials]
+        config = store.client.get_run(row.run_id).data.metrics
+        assert config[ecc] == pytest.approx(sum(values) / 2) and config[f"{ecc}_n"] == 2
+        assert config[names.SEEDS_FINISHED] == 2
+        assert config[names.XRUN_ANGLE_ALIGNED] <= config[names.XRUN_ANGLE_RAW] + 1e-6
+        assert config[f"{names.XRUN_ANGLE_RAW}_n"] == 1 and f"{names.XRUN_ANGLE_RAW}_ci95" not in config
+    parent = store.client.get_run(outcome.parent_run_id).data.metrics
+    assert not any(k.startswith("xrun/") for k in parent)  # no metric names built from a configuration
+
+
+def test_leaderboard_json_carries_summaries_and_the_best_mark(finished_sweep):
+    outcome, uri = finished_sweep
+    result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    recon = [r["metrics"][names.EVAL_RECON_MSE] for r in rows if r["seeds"] == 2]
+    assert len(recon) == 2 and all({"mean", "std", "ci95", "n", "vs_best", "p_vs_best"} <= e.keys() for e in recon)
+    assert sorted(e["vs_best"] for e in recon)[0] == "best" and all(e["n"] == 2 for e in recon)
+    fid = rows[0]["metrics"].get(names.eval_fid("standard"))
+    assert fid is None or fid["small_sample"] is True  # 8 samples against 2048 features
+    table = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri]).output
+    assert "± 0 " not in table and "small-sample" in table and "vs best" in table
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])

@@ -11,7 +11,7 @@ from ray import tune
 
 from evaluators import names
 from sweep import trainable
-from sweep.leaderboard import aggregate, trial_frame
+from sweep.leaderboard import leaderboard
 from sweep.orchestrate import pack_trials, run_sweep, trial_param_space
 from sweep.spec import expand, parse_spec
 from sweep.tracking import Store
@@ -85,15 +85,20 @@ def test_packed_and_unpacked_sweeps_give_the_same_runs_metrics_and_statuses(swee
 
 def test_the_leaderboard_and_crossrun_analysis_see_no_difference(sweeps):
     (packed, store, _), (solo, solo_store, _) = sweeps
-    boards = [aggregate(trial_frame(s, o.sweep_id)) for s, o in ((store, packed), (solo_store, solo))]
+    boards = [leaderboard(s, o.sweep_id)[1] for s, o in ((store, packed), (solo_store, solo))]
     assert len(boards[0]) == len(boards[1]) == 3
     columns = ["config_key", "seeds", "failed"]
     assert boards[0][columns].to_dict("records") == boards[1][columns].to_dict("records")
     xrun = [
-        {k: v for k, v in s.client.get_run(o.parent_run_id).data.metrics.items() if k.startswith("xrun/")}
+        {
+            (r.data.tags[names.T_CONFIG_KEY], k): v
+            for r in s.config_runs(o.sweep_id)
+            for k, v in r.data.metrics.items()
+            if k.startswith("xrun/")
+        }
         for s, o in ((store, packed), (solo_store, solo))
     ]
-    assert xrun[0].keys() == xrun[1].keys() and any(k.startswith(names.XRUN_ANGLE_RAW) for k in xrun[0])
+    assert xrun[0].keys() == xrun[1].keys() and any(k == names.XRUN_ANGLE_RAW for _, k in xrun[0])
     for k, v in xrun[0].items():
         assert v == pytest.approx(xrun[1][k], rel=1e-3, abs=1e-3), k
 
