@@ -160,6 +160,7 @@ def _trial_run(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: Tr
         f"{cfg.dataset}__{trial['key']}",
         trial_params(cfg),
         {"esweep.config_key": trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
+        device=cfg.device,
     )
 
 

@@ -10,7 +10,7 @@ from sweep.cli import main
 from sweep.leaderboard import aggregate, leaderboard, trial_frame
 from sweep.orchestrate import run_sweep
 from sweep.spec import parse_spec
-from sweep.tracking import Store
+from sweep.tracking import Store, environment_tags
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,8 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
     for run in runs:
         assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
         assert run.data.tags[names.T_GIT_COMMIT] and run.data.tags[names.T_VERSION]
+        # the trial process trained on the spec's device 'auto' on this same machine
+        assert {k: run.data.tags[k] for k in names.ENV_TAGS} == environment_tags("auto")
         assert {names.P_METHOD, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM, names.P_SEED, names.P_DATASET,
                 names.P_EPOCHS} <= set(run.data.params)
         if run.info.status == "FINISHED":
@@ -65,7 +67,9 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
         else:
             assert run.info.status == "FAILED"
             assert "diverged" in run.data.tags[names.T_FAILURE]
-    assert store.client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+    parent = store.client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert {k: parent.data.tags[k] for k in names.ENV_TAGS} == environment_tags("cpu")
 
 
 def test_trials_carry_fid_knn_and_plots_and_the_sweep_carries_crossrun_angles(finished_sweep):
