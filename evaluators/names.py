@@ -156,3 +156,20 @@ def eval_knn_error_std(size: int | str) -> str:
 
 def artifact_samples(sampler: str) -> str:
     return f"{ARTIFACT_PLOT_SAMPLES_PREFIX}{sampler}.png"
+
+# the environment a run computed in (tags, set when the run is created): two runs with equal values under every
+# ENV_TAGS key ran the same python and package versions on the same kind of device
+T_ENV_PYTHON = "esweep.env.python"
+T_ENV_TORCH = "esweep.env.torch"
+T_ENV_TORCHVISION = "esweep.env.torchvision"
+T_ENV_RAY = "esweep.env.ray"
+T_ENV_MLFLOW = "esweep.env.mlflow"
+T_ENV_TORCH_FIDELITY = "esweep.env.torch_fidelity"
+T_ENV_NUMPY = "esweep.env.numpy"
+T_ENV_SCIKIT_LEARN = "esweep.env.scikit_learn"
+T_ENV_DEVICE = "esweep.env.device"  # "cpu: <CPU model>" or "cuda: <GPU name>": what the run trained on
+T_ENV_CUDA = "esweep.env.cuda"  # CUDA version of a run on a GPU, else "none"
+ENV_TAGS = (
+    T_ENV_PYTHON, T_ENV_TORCH, T_ENV_TORCHVISION, T_ENV_RAY, T_ENV_MLFLOW, T_ENV_TORCH_FIDELITY, T_ENV_NUMPY,
+    T_ENV_SCIKIT_LEARN, T_ENV_DEVICE, T_ENV_CUDA,
+)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import tempfile
@@ -103,6 +104,55 @@ def package_version() -> str:
         return metadata.version("eccentric-sweep")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+# distribution behind each version tag: the packages whose versions can change a run's numbers
+_ENV_PACKAGES = {
+    names.T_ENV_TORCH: "torch",
+    names.T_ENV_TORCHVISION: "torchvision",
+    names.T_ENV_RAY: "ray",
+    names.T_ENV_MLFLOW: "mlflow",
+    names.T_ENV_TORCH_FIDELITY: "torch-fidelity",
+    names.T_ENV_NUMPY: "numpy",
+    names.T_ENV_SCIKIT_LEARN: "scikit-learn",
+}
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    out = {names.T_ENV_PYTHON: platform.python_version()}
+    for tag, dist in _ENV_PACKAGES.items():
+        try:
+            out[tag] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[tag] = "absent"
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+@lru_cache(maxsize=8)
+def environment_tags(device: str) -> dict[str, str]:
+    """The ENV_TAGS of a run in this process that computes on ``device`` ('auto' resolved as training does)."""
+    import torch  # here, not at the top: the CLI's read-only commands never load torch
+
+    from trainers.loop import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        gpu = torch.cuda.get_device_name(dev)
+        hardware = {names.T_ENV_DEVICE: f"cuda: {gpu}", names.T_ENV_CUDA: torch.version.cuda or "unknown"}
+    else:
+        hardware = {names.T_ENV_DEVICE: f"{dev.type}: {cpu_model()}", names.T_ENV_CUDA: "none"}
+    return {**package_versions(), **hardware}
 
 
 def is_transient(exc: Exception) -> bool:
@@ -233,7 +283,8 @@ class Store:
             lambda: self.client.create_run(
                 experiment_id,
                 run_name=sweep_id,
-                tags={names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_SWEEP, **self.provenance(), **tags},
+                # the driver trains nothing: its environment is its CPU's
+                tags={names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_SWEEP, **self.provenance("cpu"), **tags},
             )
         )
         self.log_params(run.info.run_id, params)
@@ -248,7 +299,10 @@ class Store:
         run_name: str,
         params: dict[str, str],
         tags: dict[str, str],
+        device: str = "auto",
     ):
+        """The trial's run, created (tagged with the environment of this process training on ``device``) or found
+        again by its key; a run found again keeps the tags of the attempt that created it."""
         flt = f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_TRIAL_KEY}` = '{trial_key}'"
         existing = self.find_runs(flt, [experiment_id])
         if existing:
@@ -264,7 +318,7 @@ class Store:
                     names.T_TRIAL_KEY: trial_key,
                     names.T_ROLE: names.ROLE_TRIAL,
                     "mlflow.parentRunId": parent_run_id,
-                    **self.provenance(),
+                    **self.provenance(device),
                     **tags,
                 },
             )
@@ -273,8 +327,9 @@ class Store:
         return run
 
     @staticmethod
-    def provenance() -> dict[str, str]:
-        return {names.T_GIT_COMMIT: git_commit(), names.T_VERSION: package_version()}
+    def provenance(device: str = "cpu") -> dict[str, str]:
+        """What a run ran: the code (git commit, package version) and its environment (ENV_TAGS) on ``device``."""
+        return {names.T_GIT_COMMIT: git_commit(), names.T_VERSION: package_version(), **environment_tags(device)}
 
     # logging --------------------------------------------------------------------------------------
     def log_params(self, run_id: str, params: dict[str, str]) -> None:

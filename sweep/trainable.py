@@ -191,6 +191,7 @@ def _trial_run(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: Tr
         f"{cfg.dataset}__{trial['key']}",
         trial_params(cfg),
         {names.T_CONFIG_KEY: trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
+        device=cfg.device,
     )
 
 

@@ -1,7 +1,10 @@
 import os
+import random
 
+import numpy as np
 import pytest
 import ray
+import torch
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -9,6 +12,20 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+    parser.addoption(
+        "--seed", type=int, default=None,
+        help="global seed every test starts from (torch, numpy, random); default $ESWEEP_TEST_SEED, else 0",
+    )
+
+
+def global_seed(config) -> int:
+    seed = config.getoption("--seed")
+    return int(os.environ.get("ESWEEP_TEST_SEED", "0")) if seed is None else seed
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    # printed under -q too, so a failure's log says how to rerun it
+    terminalreporter.write_line(f"esweep test seed: {global_seed(config)} (rerun with --seed N or ESWEEP_TEST_SEED=N)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -20,10 +37,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
-def test_seed() -> int:
-    """The seed a statistical test draws from (ESWEEP_TEST_SEED, default 0): its bounds must hold for any."""
-    return int(os.environ.get("ESWEEP_TEST_SEED", "0"))
+@pytest.fixture(scope="session")
+def test_seed(request) -> int:
+    """The run's global seed: tests of a statistical property draw their data from it (offset per stream)."""
+    return global_seed(request.config)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything(test_seed):
+    # every test starts from the same global state, whatever ran before it, so a failure reruns alone
+    random.seed(test_seed)
+    np.random.seed(test_seed)
+    torch.manual_seed(test_seed)
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,6 @@ def test_bad_parameters_rejected(mu, d):
 
 def test_loss_alone_drives_points_to_sphere_of_radius_sqrt_d():
     """Sec. 3: minimising l_mu over free points gives a sphere of radius sqrt(d); sec. 3.3: l ~ d(1 - 2 ln 2)."""
-    torch.manual_seed(0)
     d, n = 64, 400
     z = (torch.randn(n, d) * 0.3).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=0.05)

@@ -23,7 +23,7 @@ def _one_thread():
 
 
 @pytest.mark.parametrize("name", methods.METHODS.names())
-def test_one_epoch_on_digits(name):
+def test_one_epoch_on_digits(name, test_seed):
     cls = methods.get(name)
     cfg = TrainConfig(
         method=name,
@@ -35,6 +35,7 @@ def test_one_epoch_on_digits(name):
         max_train=200,
         eval_probe=100,
         device="cpu",
+        seed=test_seed,
     )
     reports = []
     result = train(cfg, report=lambda metrics, state: reports.append(metrics))

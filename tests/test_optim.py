@@ -65,7 +65,7 @@ def test_flat_state_from_per_parameter_states_resumes_like_the_real_one():
         offset += k
 
 
-def test_bf16_autocast_step_keeps_the_regulariser_in_fp32_and_tracks_fp32_training():
+def test_bf16_autocast_step_keeps_the_regulariser_in_fp32_and_tracks_fp32_training(test_seed):
     import pytest
 
     from trainers.config import TrainConfig
@@ -79,7 +79,9 @@ def test_bf16_autocast_step_keeps_the_regulariser_in_fp32_and_tracks_fp32_traini
         out = model.compute_loss(x)
     assert model.last_z.dtype == torch.bfloat16 and out.reg.dtype == torch.float32
     runs = {
-        amp: train(TrainConfig(method="eae", dataset="digits", lam=0.5, epochs=2, lr=1e-3, amp=amp, device="cpu"))
+        amp: train(
+            TrainConfig(method="eae", dataset="digits", lam=0.5, epochs=2, lr=1e-3, amp=amp, device="cpu", seed=test_seed)
+        )
         for amp in ("off", "bf16")
     }
     for key in ("train/loss", "eval/recon_mse"):

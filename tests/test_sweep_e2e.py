@@ -10,7 +10,7 @@ from sweep.cli import main
 from sweep.leaderboard import leaderboard
 from sweep.orchestrate import run_sweep
 from sweep.spec import parse_spec
-from sweep.tracking import Store
+from sweep.tracking import Store, environment_tags
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,8 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
         parent = configs[run.data.tags["mlflow.parentRunId"]]
         assert parent.data.tags[names.T_CONFIG_KEY] == run.data.tags[names.T_CONFIG_KEY]
         assert run.data.tags[names.T_GIT_COMMIT] and run.data.tags[names.T_VERSION]
+        # the trial process trained on the spec's device 'auto' on this same machine
+        assert {k: run.data.tags[k] for k in names.ENV_TAGS} == environment_tags("auto")
         assert {names.P_METHOD, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM, names.P_SEED, names.P_DATASET,
                 names.P_EPOCHS} <= set(run.data.params)
         if run.info.status == "FINISHED":
@@ -71,7 +73,9 @@ def test_mlflow_has_one_child_run_per_trial_with_provenance(finished_sweep):
         else:
             assert run.info.status == "FAILED"
             assert "diverged" in run.data.tags[names.T_FAILURE]
-    assert store.client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+    parent = store.client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert {k: parent.data.tags[k] for k in names.ENV_TAGS} == environment_tags("cpu")
 
 
 def test_trials_carry_fid_knn_and_plots_and_the_sweep_carries_crossrun_angles(finished_sweep):

@@ -28,11 +28,14 @@ def digits_x() -> torch.Tensor:
 
 
 class Skeleton:
+    def __init__(self, seed: int):
+        self.seed = seed  # every model a test builds starts from the same weights
+
     def build(self, name: str, lam: float | None = None, latent_dim: int = LATENT_DIM, arch: str = "mlp-small"):
         cls = methods.get(name)
         if lam is None:
             lam = 0.5 if cls.takes_lambda else 0.0
-        torch.manual_seed(0)
+        torch.manual_seed(self.seed)
         return cls(networks.get(arch), latent_dim, lam)
 
     def check_registered(self, name: str) -> AutoencoderMethod:
@@ -73,5 +76,5 @@ class Skeleton:
 
 
 @pytest.fixture
-def skeleton() -> Skeleton:
-    return Skeleton()
+def skeleton(test_seed) -> Skeleton:
+    return Skeleton(test_seed)

@@ -27,21 +27,26 @@ def test_codes_are_batch_normalised(skeleton, digits_x):
     torch.testing.assert_close(z.mean(dim=0), torch.zeros(z.shape[1]), atol=1e-5, rtol=0)
 
 
-def _errors(model, z):
-    s = model.latent_sampler()(4000)
-    return (s.mean(0) - z.mean(0)).abs().max().item(), (torch.cov(s.T) - torch.cov(z.T)).abs().max().item()
+def _moment_errors(samples: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
+    mean = (samples.mean(0) - z.mean(0)).abs().max().item()
+    return mean, (torch.cov(samples.T) - torch.cov(z.T)).abs().max().item()
 
 
-def test_stage2_generator_matches_encoding_moments():
-    torch.manual_seed(0)
+def test_stage2_generator_fits_the_encodings_better_than_the_prior_it_replaces(test_seed):
+    torch.manual_seed(test_seed)
     model = methods.get(NAME)(networks.get("mlp-small"), 2, 1.0)
     chol = torch.linalg.cholesky(torch.tensor([[1.0, 0.6], [0.6, 1.0]]))
     z = torch.randn(2000, 2) @ chol.T + torch.tensor([0.5, -0.5])
-    mean_before, cov_before = _errors(model, z)
+    n = 4000
+    mean_before, cov_before = _moment_errors(model.latent_sampler()(n), z)
     model.finish_training(z)
-    mean_err, cov_err = _errors(model, z)
-    assert mean_err < 0.2 and cov_err < 0.35
-    assert mean_before > 0.4 or cov_before > 0.6  # the untrained generator was far off
+    mean_err, cov_err = _moment_errors(model.latent_sampler()(n), z)
+    # the planted reference: N(0, I), what a sampler without stage 2 draws, is off by 0.5 in mean and 0.6 in
+    # covariance (standard errors here ~0.03 and ~0.04). A GAN's fit is not a sampling error: over 40 seeds stage 2
+    # left mean errors <= 0.10 and covariance errors <= 0.35 (median 0.15); without its R1 penalty, up to 0.5 and 0.9
+    prior_mean, prior_cov = _moment_errors(torch.randn(n, 2), z)
+    assert mean_err < prior_mean / 2 and cov_err < prior_cov
+    assert cov_before > prior_cov  # the untrained generator collapses to a point: stage 2 did the fitting
 
 
 def test_other_methods_have_no_sampler_or_stage2(skeleton, digits_x):
