@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,12 @@ from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 DEFAULT_FID_SAMPLES = 10_000
 DEFAULT_BATCH_SIZE = 128
 CACHE_ENV = "ESWEEP_FID_CACHE"
+FID_FEATURE_DIM = 2048  # Inception pool3 features
+
+
+def is_small_sample(n: int, dim: int = FID_FEATURE_DIM) -> bool:
+    """Fewer samples than features: the sample covariance is singular and FID's ~1/n bias is large."""
+    return n < dim
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class FidStats:
     mu: np.ndarray
     sigma: np.ndarray
     n: int
+    # the reference features themselves (float32), for KID; None where only the statistics are known
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class FidResult:
     extractor: str
 
 
-def _as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
     f = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
     f = f.astype(np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
@@ -46,7 +54,7 @@ def _as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def stats_from_features(features: np.ndarray | torch.Tensor) -> FidStats:
-    f = _as_float64(features)
+    f = as_float64(features)
     return FidStats(f.mean(axis=0), np.cov(f, rowvar=False), f.shape[0])
 
 
@@ -64,23 +72,37 @@ def _sqrt_eigvalsh_sum(m: np.ndarray) -> float:
     return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
 
 
-def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
-    """Tr (S1 S2)^{1/2} = Tr (A S2 A)^{1/2} with A = S1^{1/2}: symmetric eigensolves, ~2x faster than eigvals."""
-    w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+def psd_sqrt(m: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a covariance matrix (negative round-off eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, s1_sqrt: np.ndarray | None = None) -> float:
+    """Tr (S1 S2)^{1/2} = Tr (A S2 A)^{1/2} with A = S1^{1/2}: symmetric eigensolves, ~2x faster than eigvals.
+    ``s1_sqrt`` is A when already known."""
+    a = psd_sqrt(s1) if s1_sqrt is None else s1_sqrt
     return _sqrt_eigvalsh_sum(a @ s2 @ a)
 
 
-def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidStats) -> float:
+def fid_from_features_and_stats(
+    features: np.ndarray | torch.Tensor, ref: FidStats, ref_sigma_sqrt: np.ndarray | None = None
+) -> float:
     """FID of a feature set against reference statistics.
 
     With n <= F features S1 = X^T X / (n - 1) has rank < n, and the non-zero eigenvalues of S1 S2 are those of the
     n x n matrix X S2 X^T / (n - 1): the same value as ``fid_from_stats`` at a fraction of the cost for small n.
+    ``ref_sigma_sqrt`` (``psd_sqrt(ref.sigma)``) saves an F x F eigensolve per call for n > F when many feature
+    sets are compared with one reference.
     """
-    f = _as_float64(features)
+    f = as_float64(features)
     if f.shape[0] > f.shape[1]:
         gen = stats_from_features(f)
-        return fid_from_stats(gen.mu, gen.sigma, ref.mu, ref.sigma)
+        if ref_sigma_sqrt is None:
+            return fid_from_stats(gen.mu, gen.sigma, ref.mu, ref.sigma)
+        diff = gen.mu - ref.mu
+        tr_sqrt = trace_sqrt_product(ref.sigma, gen.sigma, ref_sigma_sqrt)
+        return float(diff @ diff + np.trace(gen.sigma) + np.trace(ref.sigma) - 2.0 * tr_sqrt)
     mu = f.mean(axis=0)
     x = f - mu
     n = f.shape[0]
@@ -92,7 +114,7 @@ def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidSta
 
 
 def fid_from_features(f1: np.ndarray | torch.Tensor, f2: np.ndarray | torch.Tensor) -> float:
-    a, b = _as_float64(f1), _as_float64(f2)
+    a, b = as_float64(f1), as_float64(f2)
     small, large = (a, b) if len(a) <= len(b) else (b, a)
     return fid_from_features_and_stats(small, stats_from_features(large))
 
@@ -136,7 +158,8 @@ def reference_stats(
     cache_dir: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> FidStats:
-    """Statistics of the reference (test) images, computed once per content key and cached on disk.
+    """Statistics and features (float32, for KID) of the reference (test) images, computed once per content key
+    and cached on disk. A cache file without features (written before KID) is computed again.
 
     A file lock makes concurrent workers wait for the first one instead of all extracting the same features.
     """
@@ -148,10 +171,13 @@ def reference_stats(
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             with np.load(path) as d:
-                return FidStats(d["mu"], d["sigma"], int(d["n"]))
-        stats = stats_from_features(extract_features(batched(images, batch_size), net))
+                if "features" in d:
+                    return FidStats(d["mu"], d["sigma"], int(d["n"]), d["features"])
+        features = extract_features(batched(images, batch_size), net)
+        stats = stats_from_features(features)
+        stats = FidStats(stats.mu, stats.sigma, stats.n, features.astype(np.float32))
         tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, n=stats.n, extractor=net.name)
+        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, n=stats.n, features=stats.features, extractor=net.name)
         os.replace(tmp, path)
         return stats
 
@@ -165,6 +191,17 @@ def decoded_batches(
             yield decode(zb.to(device))
 
 
+def features_of_latents(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    net: FeatureNet,
+    device: torch.device,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> np.ndarray:
+    """Features (float64) of the images decoded from latents ``z``: one network pass, for FID, KID and FID-inf."""
+    return extract_features(decoded_batches(decode, z, device, batch_size), net)
+
+
 def fid_of_latents(
     decode: Callable[[torch.Tensor], torch.Tensor],
     z: torch.Tensor,
@@ -174,7 +211,7 @@ def fid_of_latents(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> FidResult:
     """FID between images decoded from latents ``z`` and the reference statistics."""
-    feats = extract_features(decoded_batches(decode, z, device, batch_size), net)
+    feats = features_of_latents(decode, z, net, device, batch_size)
     return FidResult(fid_from_features_and_stats(feats, reference), len(feats), reference.n, net.name)
 
 

@@ -127,3 +127,35 @@ def eval_knn_error_std(size: int | str) -> str:
 
 def artifact_samples(sampler: str) -> str:
     return f"{ARTIFACT_PLOT_SAMPLES_PREFIX}{sampler}.png"
+
+
+# --- numbers a researcher can trust (issue 11) --------------------------------------------------------------------
+# per sampler, from the same Inception features as its FID: KID (Bińkowski et al. 2018) mean and std over subsets,
+# the number of generated samples FID saw (below the feature dimension it is small-sample) and FID-infinity
+EVAL_KID_PREFIX = "eval/kid/"
+EVAL_KID_STD_PREFIX = "eval/kid_std/"
+EVAL_FID_N_PREFIX = "eval/fid_n/"
+EVAL_FID_INF_PREFIX = "eval/fid_inf/"
+P_KID_SUBSETS = "kid_subsets"
+P_KID_SUBSET_SIZE = "kid_subset_size"
+ARTIFACT_TABLE_FID_INFINITY = "tables/fid_infinity.csv"  # sampler, subset size, FID: the points of the 1/n fit
+# once, at the end of training: relative fall of the epoch loss over the last fifth of the epochs, and 1.0 when it
+# fell by at most the threshold (converged) or 0.0 (still falling); both absent for runs too short to judge
+TRAIN_REL_IMPROVEMENT_TAIL = "train/rel_improvement_tail"
+TRAIN_CONVERGED = "train/converged"
+
+
+def eval_kid(sampler: str) -> str:
+    return f"{EVAL_KID_PREFIX}{sampler}"
+
+
+def eval_kid_std(sampler: str) -> str:
+    return f"{EVAL_KID_STD_PREFIX}{sampler}"
+
+
+def eval_fid_n(sampler: str) -> str:
+    return f"{EVAL_FID_N_PREFIX}{sampler}"
+
+
+def eval_fid_inf(sampler: str) -> str:
+    return f"{EVAL_FID_INF_PREFIX}{sampler}"
