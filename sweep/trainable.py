@@ -89,6 +89,7 @@ def evaluate_and_log(
         fid_reference_size=evaluation["fid_reference_size"],
         knn=evaluation["knn"],
         plots=evaluation["plots"],
+        fid_infinity=evaluation.get("fid_infinity", False),
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     store.log_params(run_id, params)
