@@ -78,31 +78,22 @@ def psd_sqrt(m: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, s1_sqrt: np.ndarray | None = None) -> float:
-    """Tr (S1 S2)^{1/2} = Tr (A S2 A)^{1/2} with A = S1^{1/2}: symmetric eigensolves, ~2x faster than eigvals.
-    ``s1_sqrt`` is A when already known."""
-    a = psd_sqrt(s1) if s1_sqrt is None else s1_sqrt
+def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
+    """Tr (S1 S2)^{1/2} = Tr (A S2 A)^{1/2} with A = S1^{1/2}: symmetric eigensolves, ~2x faster than eigvals."""
+    a = psd_sqrt(s1)
     return _sqrt_eigvalsh_sum(a @ s2 @ a)
 
 
-def fid_from_features_and_stats(
-    features: np.ndarray | torch.Tensor, ref: FidStats, ref_sigma_sqrt: np.ndarray | None = None
-) -> float:
+def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidStats) -> float:
     """FID of a feature set against reference statistics.
 
     With n <= F features S1 = X^T X / (n - 1) has rank < n, and the non-zero eigenvalues of S1 S2 are those of the
     n x n matrix X S2 X^T / (n - 1): the same value as ``fid_from_stats`` at a fraction of the cost for small n.
-    ``ref_sigma_sqrt`` (``psd_sqrt(ref.sigma)``) saves an F x F eigensolve per call for n > F when many feature
-    sets are compared with one reference.
     """
     f = as_float64(features)
     if f.shape[0] > f.shape[1]:
         gen = stats_from_features(f)
-        if ref_sigma_sqrt is None:
-            return fid_from_stats(gen.mu, gen.sigma, ref.mu, ref.sigma)
-        diff = gen.mu - ref.mu
-        tr_sqrt = trace_sqrt_product(ref.sigma, gen.sigma, ref_sigma_sqrt)
-        return float(diff @ diff + np.trace(gen.sigma) + np.trace(ref.sigma) - 2.0 * tr_sqrt)
+        return fid_from_stats(gen.mu, gen.sigma, ref.mu, ref.sigma)
     mu = f.mean(axis=0)
     x = f - mu
     n = f.shape[0]

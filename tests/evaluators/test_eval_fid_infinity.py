@@ -4,12 +4,13 @@ FID's known 1/n bias. Bounds come from planted answers or from sampling error, s
 import numpy as np
 import pytest
 
-from evaluators.metric_fid import FidStats, fid_from_features_and_stats, psd_sqrt, stats_from_features
+from evaluators.metric_fid import FidStats, fid_from_features_and_stats, stats_from_features
 from evaluators.metric_fid_infinity import (
     FID_INF_POINTS,
     fid_infinity_from_features,
     fid_infinity_sizes,
     fit_inverse_n,
+    subset_fid,
 )
 
 SEEDS = (0, 1, 2)
@@ -66,12 +67,16 @@ def test_fid_infinity_removes_the_one_over_n_bias_of_gaussian_features(seed):
     assert abs(res.fid_inf) * n < 0.6 * b  # 5.5 sd
 
 
-def test_reference_root_path_equals_plain_fid():
-    rng = np.random.default_rng(6)
-    f, ref = rng.standard_normal((400, 16)), stats_from_features(rng.standard_normal((300, 16)) * 1.5 + 0.2)
-    assert fid_from_features_and_stats(f, ref, psd_sqrt(ref.sigma)) == pytest.approx(
-        fid_from_features_and_stats(f, ref), rel=1e-9
-    )
+@pytest.mark.parametrize("n", [40, 400])  # n <= F: from f S f^T; n > F: from f S^1/2, subsets on both sides of F
+def test_subset_fids_equal_plain_fids(n):
+    rng = np.random.default_rng(n)
+    dim = 64
+    f = rng.standard_normal((n, dim)) @ rng.standard_normal((dim, dim)) / 8 + 0.5
+    ref = stats_from_features(rng.standard_normal((300, dim)) * 1.5 + 0.2)
+    fid = subset_fid(f, ref)
+    for m in (2, 10, n // 2, n):
+        idx = rng.choice(n, m, replace=False)
+        assert fid(idx) == pytest.approx(fid_from_features_and_stats(f[idx], ref), rel=1e-8)
 
 
 def test_bad_sizes_are_rejected():
