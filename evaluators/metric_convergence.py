@@ -10,7 +10,8 @@ from evaluators import names
 
 TAIL_FRACTION = 0.2  # the last fifth of the epochs
 # a loss still falling by more than 1 % over the last fifth of training would likely have gone on falling with more
-# epochs, so the trial's numbers are of an unfinished model; a smaller fall is within epoch-to-epoch noise
+# epochs, so the trial's numbers are of an unfinished model. A convention, not a measured noise floor: eae on digits
+# (mlp-small, lr 1e-3 or 1e-4) still fell 10-17 % over the last fifth of 60 epochs, 0.5-3 % per epoch
 CONVERGENCE_THRESHOLD = 0.01
 
 
