@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks import eccentric_loss, fid_cost, packing, sweep_overhead, trainer_throughput
+from benchmarks import eccentric_loss, fid_cost, fid_extras_cost, packing, sweep_overhead, trainer_throughput
 
 SUITE = (
     ("trainer_throughput", trainer_throughput.main),
     ("eccentric_loss", eccentric_loss.main),
     ("fid_cost", fid_cost.main),
+    ("fid_extras_cost", fid_extras_cost.main),
     ("packing", packing.main),
     ("sweep_overhead", sweep_overhead.main),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,13 @@ from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 
 DEFAULT_FID_SAMPLES = 10_000
 DEFAULT_BATCH_SIZE = 128
-FEATURE_DIM = 2048  # Inception pool features: with fewer samples the sample covariance is singular, FID biased up
 CACHE_ENV = "ESWEEP_FID_CACHE"
+FID_FEATURE_DIM = 2048  # Inception pool3 features
+
+
+def is_small_sample(n: int, dim: int = FID_FEATURE_DIM) -> bool:
+    """Fewer samples than features: the sample covariance is singular and FID's ~1/n bias is large."""
+    return n < dim
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class FidStats:
     mu: np.ndarray
     sigma: np.ndarray
     n: int
+    # the reference features themselves (float32), for KID; None where only the statistics are known
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,7 @@ class FidResult:
     extractor: str
 
 
-def is_small_sample(n: int, dim: int = FEATURE_DIM) -> bool:
-    """An FID from fewer samples than feature dimensions: dominated by its small-sample bias."""
-    return n < dim
-
-
-def _as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
     f = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
     f = f.astype(np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
@@ -52,7 +54,7 @@ def _as_float64(features: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def stats_from_features(features: np.ndarray | torch.Tensor) -> FidStats:
-    f = _as_float64(features)
+    f = as_float64(features)
     return FidStats(f.mean(axis=0), np.cov(f, rowvar=False), f.shape[0])
 
 
@@ -70,10 +72,15 @@ def _sqrt_eigvalsh_sum(m: np.ndarray) -> float:
     return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
 
 
+def psd_sqrt(m: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a covariance matrix (negative round-off eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     """Tr (S1 S2)^{1/2} = Tr (A S2 A)^{1/2} with A = S1^{1/2}: symmetric eigensolves, ~2x faster than eigvals."""
-    w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    a = psd_sqrt(s1)
     return _sqrt_eigvalsh_sum(a @ s2 @ a)
 
 
@@ -83,7 +90,7 @@ def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidSta
     With n <= F features S1 = X^T X / (n - 1) has rank < n, and the non-zero eigenvalues of S1 S2 are those of the
     n x n matrix X S2 X^T / (n - 1): the same value as ``fid_from_stats`` at a fraction of the cost for small n.
     """
-    f = _as_float64(features)
+    f = as_float64(features)
     if f.shape[0] > f.shape[1]:
         gen = stats_from_features(f)
         return fid_from_stats(gen.mu, gen.sigma, ref.mu, ref.sigma)
@@ -98,7 +105,7 @@ def fid_from_features_and_stats(features: np.ndarray | torch.Tensor, ref: FidSta
 
 
 def fid_from_features(f1: np.ndarray | torch.Tensor, f2: np.ndarray | torch.Tensor) -> float:
-    a, b = _as_float64(f1), _as_float64(f2)
+    a, b = as_float64(f1), as_float64(f2)
     small, large = (a, b) if len(a) <= len(b) else (b, a)
     return fid_from_features_and_stats(small, stats_from_features(large))
 
@@ -142,7 +149,8 @@ def reference_stats(
     cache_dir: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> FidStats:
-    """Statistics of the reference (test) images, computed once per content key and cached on disk.
+    """Statistics and features (float32, for KID) of the reference (test) images, computed once per content key
+    and cached on disk. A cache file without features (written before KID) is computed again.
 
     A file lock makes concurrent workers wait for the first one instead of all extracting the same features.
     """
@@ -154,10 +162,13 @@ def reference_stats(
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             with np.load(path) as d:
-                return FidStats(d["mu"], d["sigma"], int(d["n"]))
-        stats = stats_from_features(extract_features(batched(images, batch_size), net))
+                if "features" in d:
+                    return FidStats(d["mu"], d["sigma"], int(d["n"]), d["features"])
+        features = extract_features(batched(images, batch_size), net)
+        stats = stats_from_features(features)
+        stats = FidStats(stats.mu, stats.sigma, stats.n, features.astype(np.float32))
         tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, n=stats.n, extractor=net.name)
+        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, n=stats.n, features=stats.features, extractor=net.name)
         os.replace(tmp, path)
         return stats
 
@@ -171,6 +182,17 @@ def decoded_batches(
             yield decode(zb.to(device))
 
 
+def features_of_latents(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    net: FeatureNet,
+    device: torch.device,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> np.ndarray:
+    """Features (float64) of the images decoded from latents ``z``: one network pass, for FID, KID and FID-inf."""
+    return extract_features(decoded_batches(decode, z, device, batch_size), net)
+
+
 def fid_of_latents(
     decode: Callable[[torch.Tensor], torch.Tensor],
     z: torch.Tensor,
@@ -180,7 +202,7 @@ def fid_of_latents(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> FidResult:
     """FID between images decoded from latents ``z`` and the reference statistics."""
-    feats = extract_features(decoded_batches(decode, z, device, batch_size), net)
+    feats = features_of_latents(decode, z, net, device, batch_size)
     return FidResult(fid_from_features_and_stats(feats, reference), len(feats), reference.n, net.name)
 
 

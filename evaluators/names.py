@@ -72,10 +72,6 @@ SEEDS_RUNNING = "seeds/running"
 SEEDS_UNCONVERGED = "seeds/unconverged"
 SEEDS_OUTLIERS = "seeds/outliers"
 
-# convergence of a trial: relative fall of its training loss over the last fifth of its epochs, and the verdict
-TRAIN_REL_IMPROVEMENT_TAIL = "train/rel_improvement_tail"
-TRAIN_CONVERGED = "train/converged"
-
 ARTIFACT_SPECTRUM = "spectrum.json"
 ARTIFACT_ENCODINGS = "encodings.npz"
 ARTIFACT_PLOT_SEARCH_HISTORY = "plots/search_history.png"
@@ -132,16 +128,6 @@ ARTIFACT_TABLE_ATTRIBUTES = "tables/attribute_errors.csv"
 ARTIFACT_TABLE_COMPONENT_GAIN = "tables/attribute_component_gain.csv"
 
 
-# KID (Binkowski et al. 2018) and FID-infinity (Chong & Forsyth 2020) per sampler, and the images behind each FID
-EVAL_KID_PREFIX = "eval/kid/"
-EVAL_FID_INF_PREFIX = "eval/fid_inf/"
-EVAL_FID_N_PREFIX = "eval/fid_n/"
-
-
-def eval_fid_n(sampler: str) -> str:
-    return f"{EVAL_FID_N_PREFIX}{sampler}"
-
-
 def eval_fid(sampler: str) -> str:
     return f"{EVAL_FID_PREFIX}{sampler}"
 
@@ -173,3 +159,34 @@ ENV_TAGS = (
     T_ENV_PYTHON, T_ENV_TORCH, T_ENV_TORCHVISION, T_ENV_RAY, T_ENV_MLFLOW, T_ENV_TORCH_FIDELITY, T_ENV_NUMPY,
     T_ENV_SCIKIT_LEARN, T_ENV_DEVICE, T_ENV_CUDA,
 )  # fmt: skip
+
+# --- numbers a researcher can trust (issue 11) --------------------------------------------------------------------
+# per sampler, from the same Inception features as its FID: KID (Bińkowski et al. 2018) mean and std over subsets,
+# the number of generated samples FID saw (below the feature dimension it is small-sample) and FID-infinity
+EVAL_KID_PREFIX = "eval/kid/"
+EVAL_KID_STD_PREFIX = "eval/kid_std/"
+EVAL_FID_N_PREFIX = "eval/fid_n/"
+EVAL_FID_INF_PREFIX = "eval/fid_inf/"
+P_KID_SUBSETS = "kid_subsets"
+P_KID_SUBSET_SIZE = "kid_subset_size"
+ARTIFACT_TABLE_FID_INFINITY = "tables/fid_infinity.csv"  # sampler, subset size, FID: the points of the 1/n fit
+# once, at the end of training: relative fall of the epoch loss over the last fifth of the epochs, and 1.0 when it
+# fell by at most the threshold (converged) or 0.0 (still falling); both absent for runs too short to judge
+TRAIN_REL_IMPROVEMENT_TAIL = "train/rel_improvement_tail"
+TRAIN_CONVERGED = "train/converged"
+
+
+def eval_kid(sampler: str) -> str:
+    return f"{EVAL_KID_PREFIX}{sampler}"
+
+
+def eval_kid_std(sampler: str) -> str:
+    return f"{EVAL_KID_STD_PREFIX}{sampler}"
+
+
+def eval_fid_n(sampler: str) -> str:
+    return f"{EVAL_FID_N_PREFIX}{sampler}"
+
+
+def eval_fid_inf(sampler: str) -> str:
+    return f"{EVAL_FID_INF_PREFIX}{sampler}"

@@ -26,7 +26,16 @@ from evaluators.metric_downstream import (
     single_component_gain,
 )
 from evaluators.metric_eccentricity import principal_axes, to_principal
-from evaluators.metric_fid import DEFAULT_BATCH_SIZE, DEFAULT_FID_SAMPLES, fid_of_latents, reference_stats
+from evaluators.metric_fid import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FID_SAMPLES,
+    features_of_latents,
+    fid_from_features_and_stats,
+    is_small_sample,
+    reference_stats,
+)
+from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES, fid_infinity_from_features
+from evaluators.metric_kid import KID_SUBSETS, kid_from_features
 from evaluators.report import render_html_report
 from trainers.datasets import ImageData
 
@@ -75,6 +84,7 @@ def evaluate_trial(
     fid_extractor: str | None = None,
     fid_cache_dir: str | Path | None = None,
     fid_batch_size: int = DEFAULT_BATCH_SIZE,
+    fid_infinity: bool = False,
     device: str | torch.device | None = None,
     knn: bool = True,
     knn_repeats: int = 20,
@@ -87,9 +97,13 @@ def evaluate_trial(
     matched by that prefix). FID compares ``fid_samples`` decoded samples per sampler with the first
     ``fid_reference_size`` test images (a fixed random subset; all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
     to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a param.
+    From the same features as each FID, with no further network pass: KID (mean and std over subsets), the sample
+    count, and with ``fid_infinity`` FID-infinity (its subset FIDs also as a table).
     """
     for name in samplers:
         samplers_mod.get(name)  # fail on an unknown name before any work, listing the valid ones
+    if fid_infinity and 0 < fid_samples < FID_INF_MIN_SAMPLES:
+        raise ValueError(f"fid_infinity needs fid_samples >= {FID_INF_MIN_SAMPLES}, got {fid_samples}")
     device = torch.device(device) if device is not None else _model_device(model)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     train_z, test_z = train_z.detach().float().cpu(), test_z.detach().float().cpu()
@@ -116,9 +130,24 @@ def evaluate_trial(
             ref = reference_stats(ref_images, net, fid_cache_dir, fid_batch_size)
             params[names.P_FID_EXTRACTOR] = net.name
             params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
+            params[names.P_KID_SUBSETS] = str(KID_SUBSETS)
+            fid_inf_rows = []
             for name, z in latents.items():
-                res = fid_of_latents(model.decode, z[:fid_samples], ref, net, device, fid_batch_size)
-                metrics[names.eval_fid(name)] = res.fid
+                feats = features_of_latents(model.decode, z[:fid_samples], net, device, fid_batch_size)
+                metrics[names.eval_fid(name)] = fid_from_features_and_stats(feats, ref)
+                metrics[names.eval_fid_n(name)] = float(len(feats))
+                kid = kid_from_features(feats, ref.features, device=net.device)
+                metrics[names.eval_kid(name)] = kid.kid_mean
+                metrics[names.eval_kid_std(name)] = kid.kid_std
+                params[names.P_KID_SUBSET_SIZE] = str(kid.subset_size)
+                if fid_infinity:
+                    inf = fid_infinity_from_features(feats, ref)
+                    metrics[names.eval_fid_inf(name)] = inf.fid_inf
+                    fid_inf_rows += [(name, size, fid) for size, fid in zip(inf.sizes, inf.fids, strict=True)]
+            if fid_inf_rows:
+                artifacts[names.ARTIFACT_TABLE_FID_INFINITY] = _csv(
+                    pd.DataFrame(fid_inf_rows, columns=["sampler", "subset_size", "fid"])
+                )
 
         if knn:
             tables += _downstream(metrics, artifacts, data, train_z, test_z, knn_repeats)
@@ -126,14 +155,24 @@ def evaluate_trial(
         if plots:
             _trial_plots(artifacts, model, data, train_z, test_z, latents, device)
             if fid_samples > 0 and latents:
-                fid_rows = [(s, metrics[names.eval_fid(s)]) for s in latents]
-                tables.insert(
-                    0, (f"FID ({fid_samples} samples)", pd.DataFrame(fid_rows, columns=["sampler", "FID"]))
-                )
+                tables.insert(0, (f"FID and KID ({fid_samples} samples)", _fid_table(metrics, latents, len(ref.mu))))
             images = [(k, v) for k, v in artifacts.items() if k.endswith(".png")]
             html = render_html_report("trial evaluation", tables, images)
             artifacts[names.ARTIFACT_REPORT] = html.encode()
     return metrics, params, artifacts
+
+
+def _fid_table(metrics: dict[str, float], samplers, feature_dim: int) -> pd.DataFrame:
+    """One row per sampler; 'small-sample' where n is below the feature dimension (FID's bias is large there)."""
+    columns = {"FID": names.eval_fid, "KID": names.eval_kid, "KID std": names.eval_kid_std}
+    if names.eval_fid_inf(next(iter(samplers))) in metrics:
+        columns["FID-inf"] = names.eval_fid_inf
+    rows = []
+    for s in samplers:
+        n = int(metrics[names.eval_fid_n(s)])
+        flag = f"small-sample (n < {feature_dim})" if is_small_sample(n, feature_dim) else ""
+        rows.append((s, n, flag, *(metrics[key(s)] for key in columns.values())))
+    return pd.DataFrame(rows, columns=["sampler", "n", "flag", *columns])
 
 
 def _downstream(

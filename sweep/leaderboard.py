@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from evaluators import names
-from evaluators.metric_fid import FEATURE_DIM, is_small_sample
+from evaluators.metric_fid import FID_FEATURE_DIM, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
 from sweep.tracking import Store
@@ -164,7 +164,7 @@ def column_label(board: pd.DataFrame, metric: str) -> str:
         n = fid_n(board, metric)
         if n is not None:
             small = metric.startswith(names.EVAL_FID_PREFIX) and is_small_sample(n)
-            label += f" [{n} imgs{f' < {FEATURE_DIM}: small-sample, biased up' if small else ''}]"
+            label += f" [{n} imgs{f' < {FID_FEATURE_DIM}: small-sample, biased up' if small else ''}]"
     return label
 
 

@@ -55,6 +55,9 @@ class EvaluationSpec(_Strict):
     knn: bool = Field(True, description="KNN error against labelled subset size (Li & Blair Table 2)")
     plots: bool = Field(True, description="spectrum, latent scatter, eigen-images, samples, reconstructions")
     crossrun: bool = Field(True, description="angles between seeds, raw and Hungarian-aligned (sec. 4.2)")
+    fid_infinity: bool = Field(
+        False, description="FID-infinity per sampler (Chong & Forsyth 2020): subset FIDs extrapolated to n = infinity"
+    )
 
     @field_validator("samplers")
     @classmethod
@@ -64,6 +67,14 @@ class EvaluationSpec(_Strict):
         for name in v:
             sampler_latent.get(name)
         return v
+
+    @model_validator(mode="after")
+    def _fid_infinity_samples(self) -> EvaluationSpec:
+        from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES
+
+        if self.fid_infinity and self.fid_samples < FID_INF_MIN_SAMPLES:
+            raise ValueError(f"fid_infinity needs fid_samples >= {FID_INF_MIN_SAMPLES}, got {self.fid_samples}")
+        return self
 
 
 class TargetSpec(_Strict):

@@ -59,7 +59,8 @@ def _load_checkpoint() -> dict[str, Any] | None:
 
 
 def log_final(store: Store, run_id: str, result: TrainResult, wall_time: float) -> dict[str, float]:
-    final = {k: v for k, v in result.metrics.items() if k.startswith(("eval/", names.CONTROL_FINAL_LAMBDA, names.CONTROL_ABS_ERROR))}
+    kept = ("eval/", names.CONTROL_FINAL_LAMBDA, names.CONTROL_ABS_ERROR, names.TRAIN_REL_IMPROVEMENT_TAIL, names.TRAIN_CONVERGED)
+    final = {k: v for k, v in result.metrics.items() if k.startswith(kept)}
     final[names.EVAL_WALL_TIME] = wall_time
     store.log_metrics(run_id, final, step=result.epochs_run)
     store.log_artifact_bytes(run_id, names.ARTIFACT_SPECTRUM, json.dumps(result.spectrum).encode())
@@ -89,6 +90,7 @@ def evaluate_and_log(
         fid_reference_size=evaluation["fid_reference_size"],
         knn=evaluation["knn"],
         plots=evaluation["plots"],
+        fid_infinity=evaluation.get("fid_infinity", False),
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     store.log_params(run_id, params)

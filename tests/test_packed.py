@@ -1,5 +1,8 @@
 """Packed training reproduces unpacked runs: same seeds and batch orders give the same losses, weights and metrics."""
 
+import copy
+import math
+
 import pytest
 import torch
 
@@ -95,6 +98,7 @@ def test_packed_reports_each_variant_with_resumable_state(test_seed):
     train(cfgs[1], report=lambda m, s: solo_state.update(s), data=data)
     packed_state = seen[-1][2]
     assert packed_state["lam"] == 1.0
+    assert packed_state["loss_history"] == pytest.approx(solo_state["loss_history"], rel=1e-4)
     solo_opt, packed_opt = solo_state["optimizers"][0]["state"], packed_state["optimizers"][0]["state"]
     assert solo_opt.keys() == packed_opt.keys()
     for i in solo_opt:
@@ -131,6 +135,8 @@ def test_resume_state_continues_a_pack_as_if_never_interrupted(test_seed):
     states = {}
     whole = train_packed(cfgs, data=data, checkpoint=lambda e, s: states.update({e: s}))
     assert sorted(states) == [1, 2, 3] and states[1]["diverged"].keys() == {0}
+    # written before the loss history: no 'loss_histories' (a copy: resuming moves the optimizer state it holds)
+    old = copy.deepcopy({k: v for k, v in states[1].items() if k != "loss_histories"})
 
     reported, diverged = [], []
     resumed = train_packed(
@@ -140,7 +146,12 @@ def test_resume_state_continues_a_pack_as_if_never_interrupted(test_seed):
     assert reported == [(1, 2.0), (2, 2.0), (1, 3.0), (2, 3.0)] and diverged == [] and resumed[0] is None
     for a, b in zip(whole[1:], resumed[1:], strict=True):
         assert a.metrics == b.metrics | {k: a.metrics[k] for k in (names.TRAIN_EPOCH_TIME, names.TRAIN_IMAGES_PER_S)}
+        assert a.loss_history == b.loss_history and len(a.loss_history) == 3 and names.TRAIN_CONVERGED in a.metrics
         for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
             assert torch.equal(x, y), name
     with pytest.raises(ValueError, match="resume_state is of the pack"):
         train_packed(cfgs[1:], data=data, resume_state=states[1])
+    # the old checkpoint resumes with epoch 1 unknown; the tail (epochs 2-3) is known, so it is still judged
+    again = train_packed(cfgs, data=data, resume_state=old)
+    assert math.isnan(again[1].loss_history[0]) and again[1].loss_history[1:] == whole[1].loss_history[1:]
+    assert again[1].metrics[names.TRAIN_CONVERGED] == whole[1].metrics[names.TRAIN_CONVERGED]

@@ -91,3 +91,12 @@ def test_cli_unknown_builtin_and_missing_file_exit_2(tmp_path: Path):
 def test_cli_lists_builtin_specs():
     result = CliRunner().invoke(main, ["specs"])
     assert result.exit_code == 0 and "quickstart" in result.output
+
+
+def test_fid_infinity_is_off_by_default_and_needs_enough_samples():
+    assert parse_spec(GOOD).evaluation.fid_infinity is False
+    on = parse_spec({**GOOD, "evaluation": {"fid_infinity": True, "fid_samples": 100}})
+    assert on.evaluation.model_dump(mode="json")["fid_infinity"] is True  # what the trainable receives
+    with pytest.raises(SpecError) as err:
+        parse_spec({**GOOD, "evaluation": {"fid_infinity": True, "fid_samples": 5}})
+    assert "evaluation:" in str(err.value) and "fid_infinity needs fid_samples >= 10" in str(err.value)

@@ -1,6 +1,7 @@
 """A real sweep: Ray Tune trials logging to a real MLflow store; the leaderboard read back from MLflow alone."""
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -86,6 +87,11 @@ def test_trials_carry_fid_knn_and_plots_and_the_sweep_carries_crossrun_angles(fi
             continue
         for sampler in ("standard", "matched"):
             assert run.data.metrics[names.eval_fid(sampler)] > 0
+            assert run.data.metrics[names.eval_fid_n(sampler)] == 8
+            assert math.isfinite(run.data.metrics[names.eval_kid(sampler)]) and run.data.metrics[names.eval_kid_std(sampler)] >= 0
+        # judged once, at the last epoch
+        converged = store.client.get_metric_history(run.info.run_id, names.TRAIN_CONVERGED)
+        assert [(m.step, m.value in (0.0, 1.0)) for m in converged] == [(2, True)]
         assert run.data.params[names.P_FID_SAMPLES] == "8"
         assert run.data.params[names.P_FID_EXTRACTOR]
         assert 0 <= run.data.metrics[f"{names.EVAL_KNN_ERROR_PREFIX}all"] <= 100

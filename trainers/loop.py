@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from evaluators import names
+from evaluators.metric_convergence import convergence_metrics
 from evaluators.metric_eccentricity import (
     eccentricity,
     eccentricity_from_spectrum,
@@ -49,6 +50,8 @@ class TrainResult:
     train_z: torch.Tensor | None = None  # encodings of the (first max_train) training images, eval mode
     # (step, lambda, eccentricity estimate) after each step of a lambda-controlled run
     control_trajectory: list[tuple[int, float, float]] = field(default_factory=list)
+    # mean training loss of each epoch (NaN for epochs before a resume from a checkpoint that had no history)
+    loss_history: list[float] = field(default_factory=list)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -172,6 +175,8 @@ def train(
         start_epoch = int(resume_state["epoch"]) + 1
         if controller is not None:
             controller.load_state_dict(resume_state["control"])
+    # a checkpoint from before the loss history: its epochs' losses are unknown (NaN), not missing
+    loss_history = [] if resume_state is None else list(resume_state.get("loss_history", [math.nan] * (start_epoch - 1)))
 
     train_x = data.train_x[: cfg.max_train].to(device)
     probe_x = data.test_x[: cfg.eval_probe].to(device)
@@ -200,6 +205,7 @@ def train(
         if not all(math.isfinite(v) for v in means):
             raise DivergedError(f"loss became {means[0]} in epoch {epoch} (lambda={model.lam:g})")
         elapsed = time.perf_counter() - t0
+        loss_history.append(means[0])
         eval_metrics, _, _ = evaluate(model, probe_x)
         metrics = {
             "epoch": float(epoch),
@@ -226,6 +232,7 @@ def train(
                 "epoch": epoch,
                 "lam": model.lam,
                 "rng": _rng_state(gen),
+                "loss_history": list(loss_history),
             }
             if controller is not None:
                 state["control"] = controller.state_dict()
@@ -234,10 +241,14 @@ def train(
     train_z = encode_images(model, train_x)
     model.finish_training(train_z)
     final, ev, test_z = evaluate(model, data.test_x.to(device))
-    metrics = {**metrics, **final}
+    metrics = {**metrics, **final, **convergence_metrics(loss_history)}
     if controller is None:
-        return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu())
+        return TrainResult(
+            model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu(), loss_history=loss_history
+        )
     controlled = final[names.EVAL_ECCENTRICITY] if cfg.control.target_eccentricity is not None else controller.reg_estimate
     metrics[names.CONTROL_FINAL_LAMBDA] = controller.lam
     metrics[names.CONTROL_ABS_ERROR] = abs(controlled - cfg.control.target)
-    return TrainResult(model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu(), list(controller.trajectory))
+    return TrainResult(
+        model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu(), list(controller.trajectory), loss_history
+    )

@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from evaluators import names
+from evaluators.metric_convergence import convergence_metrics
 from trainers import optim
 from trainers.config import TrainConfig
 from trainers.datasets import ImageData
@@ -167,6 +168,7 @@ def _pack_state(
     epoch: int,
     diverged: dict[int, str],
     metrics: list[dict[str, float]],
+    loss_histories: list[list[float]],
 ) -> dict[str, Any]:
     """Everything a restarted pack needs to continue exactly: a copy, so later steps do not change it."""
     return {
@@ -179,6 +181,7 @@ def _pack_state(
         "epoch": epoch,
         "diverged": dict(diverged),
         "metrics": copy.deepcopy(metrics),
+        "loss_histories": copy.deepcopy(loss_histories),
     }
 
 
@@ -241,11 +244,15 @@ def train_packed(
     start_epoch = 1
     diverged: dict[int, str] = {}
     metrics: list[dict[str, float]] = [{} for _ in cfgs]
+    loss_histories: list[list[float]] = [[] for _ in cfgs]
     if resume_state is not None:
         _load_pack_state(cfgs, packed, opt, gens, resume_state)
         start_epoch = int(resume_state["epoch"]) + 1
         diverged = {int(k): r for k, r in resume_state["diverged"].items()}
         metrics = copy.deepcopy(resume_state["metrics"])
+        # a checkpoint from before the loss history: its epochs' losses are unknown (NaN), not missing
+        unknown = [[math.nan] * (start_epoch - 1) for _ in cfgs]
+        loss_histories = copy.deepcopy(resume_state.get("loss_histories", unknown))
 
     train_x = data.train_x[: cfg0.max_train].to(device)
     probe_x = data.test_x[: cfg0.eval_probe].to(device)
@@ -278,6 +285,7 @@ def train_packed(
         for k, model in enumerate(models):
             if k in diverged:
                 continue
+            loss_histories[k].append(means[k][0])
             eval_metrics, _, _ = evaluate(model, probe_x)
             metrics[k] = {
                 "epoch": float(epoch),
@@ -295,10 +303,11 @@ def train_packed(
                     "epoch": epoch,
                     "lam": model.lam,
                     "rng": _rng_state(gens[k]),
+                    "loss_history": list(loss_histories[k]),
                 }
                 report(k, metrics[k], state)
         if checkpoint is not None:
-            checkpoint(epoch, _pack_state(cfgs, packed, opt, gens, epoch, diverged, metrics))
+            checkpoint(epoch, _pack_state(cfgs, packed, opt, gens, epoch, diverged, metrics, loss_histories))
 
     results: list[TrainResult | None] = []
     test_x = data.test_x.to(device)
@@ -310,6 +319,15 @@ def train_packed(
         model.finish_training(train_z)
         final, ev, test_z = evaluate(model, test_x)
         results.append(
-            TrainResult(model, data, {**metrics[k], **final}, ev.tolist(), test_z, cfg0.epochs, train_z.cpu())
+            TrainResult(
+                model,
+                data,
+                {**metrics[k], **final, **convergence_metrics(loss_histories[k])},
+                ev.tolist(),
+                test_z,
+                cfg0.epochs,
+                train_z.cpu(),
+                loss_history=loss_histories[k],
+            )
         )
     return results

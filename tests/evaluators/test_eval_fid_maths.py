@@ -110,10 +110,28 @@ def test_reference_stats_cached_once_under_content_key(tmp_path, mnist5k, pixel_
     np.testing.assert_array_equal(first.mu, again.mu)
     np.testing.assert_array_equal(first.sigma, again.sigma)
     assert again.n == 300
+    assert first.features.dtype == np.float32 and first.features.shape == (300, 192)  # for KID
+    np.testing.assert_array_equal(first.features, again.features)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     # another image set or another extractor name is another key
     assert reference_key(images, "a") != reference_key(images, "b")
     assert reference_key(images, "a") != reference_key(mnist5k.test_x[1:301], "a")
+
+
+def test_reference_cache_without_features_is_computed_again(tmp_path, mnist5k, pixel_net):
+    calls = []
+
+    def counting(x):
+        calls.append(len(x))
+        return pixel_net.forward(x)
+
+    net = FeatureNet(pixel_net.name, counting, pixel_net.device)
+    images = mnist5k.test_x[:100]
+    path = tmp_path / f"{reference_key(images, net.name)}.npz"
+    np.savez(path, mu=np.zeros(192), sigma=np.eye(192), n=100, extractor=net.name)  # as written before KID
+    stats = reference_stats(images, net, tmp_path)
+    assert calls == [100] and stats.features.shape == (100, 192) and stats.mu.any()
+    assert reference_stats(images, net, tmp_path).features.shape == (100, 192) and calls == [100]
 
 
 def test_reference_stats_concurrent_workers_compute_once(tmp_path, mnist5k, pixel_net):

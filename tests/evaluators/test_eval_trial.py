@@ -1,11 +1,14 @@
 import io
+import math
 
 import pytest
 import torch
 from PIL import Image
 
 from evaluators import names
+from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 from evaluators.metric_crossrun import crossrun_metrics
+from evaluators.metric_fid_infinity import fid_infinity_sizes
 from evaluators.registry import UnknownNameError
 from evaluators.trial_eval import evaluate_configuration, evaluate_trial, fixed_subset
 from trainers import methods, networks
@@ -47,13 +50,18 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
     assert model.training  # restored
     for s in ("standard", "matched", "gmm", "sphere"):
         assert metrics[names.eval_fid(s)] > 0
-    assert names.eval_fid("generator") not in metrics
+        assert metrics[names.eval_fid_n(s)] == 100
+        assert metrics[names.eval_kid_std(s)] > 0 and metrics[names.eval_kid(s)] > 0
+    assert names.eval_fid("generator") not in metrics and names.eval_kid("generator") not in metrics
+    assert not any(k.startswith(names.EVAL_FID_INF_PREFIX) for k in metrics)  # FID-infinity is opt-in
     assert params == {
         names.P_SAMPLERS: "standard,matched,gmm,sphere,generator",
         names.P_FID_SAMPLES: "100",
         names.P_FID_SKIPPED: "generator",
         names.P_FID_EXTRACTOR: pixels_extractor,
         names.P_FID_REFERENCE_SIZE: "200",
+        names.P_KID_SUBSETS: "100",
+        names.P_KID_SUBSET_SIZE: "50",
     }
     # 600 training items: sizes 10, 100 and 'all' (1000, 10000 skipped)
     assert {k for k in metrics if k.startswith(names.EVAL_KNN_ERROR_PREFIX)} == {
@@ -73,6 +81,7 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         Image.open(io.BytesIO(artifacts[key])).verify()
     html = artifacts[names.ARTIFACT_REPORT].decode()
     assert html.count("data:image/png;base64,") == len(pngs) and "Table 2" in html
+    assert "KID std" in html and "small-sample (n &lt; 192)" in html
     assert artifacts[names.ARTIFACT_TABLE_KNN].decode().startswith("labelled,k,error_pct,std_pct,repeats")
     assert len(list(tmp_path.glob("*.npz"))) == 1  # reference statistics cached
 
@@ -95,7 +104,40 @@ def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pix
         plots=False,
     )
     assert names.P_FID_SKIPPED not in p
-    assert set(m) == {names.eval_fid("matched"), names.eval_fid("generator")}
+    assert set(m) == {
+        key(s)
+        for s in ("matched", "generator")
+        for key in (names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std)
+    }
+
+
+def test_kid_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, mnist5k, trial, pixel_net):
+    """The feature net sees the reference images once and each sampler's samples once, with or without KID and
+    FID-infinity: both are computed from the features FID already has."""
+    from evaluators import trial_eval
+
+    model, train_z, test_z = trial
+    seen = []
+
+    def counting_net(name, device):
+        return FeatureNet(pixel_net.name, lambda x: seen.append(len(x)) or pixel_net.forward(x), pixel_net.device)
+
+    monkeypatch.setattr(trial_eval, "build_feature_net", counting_net)
+    m, _, a = evaluate_trial(
+        model, mnist5k, train_z, test_z, samplers=("standard", "matched"), fid_samples=150, fid_reference_size=300,
+        fid_cache_dir=tmp_path, fid_batch_size=1000, fid_infinity=True, knn=False, plots=False,
+    )  # fmt: skip
+    assert seen == [300, 150, 150]
+    for s in ("standard", "matched"):
+        assert m[names.eval_fid_n(s)] == 150 and math.isfinite(m[names.eval_fid_inf(s)])
+        assert math.isfinite(m[names.eval_kid(s)]) and m[names.eval_kid_std(s)] > 0
+    rows = a[names.ARTIFACT_TABLE_FID_INFINITY].decode().splitlines()
+    assert rows[0] == "sampler,subset_size,fid" and len(rows) == 1 + 2 * len(fid_infinity_sizes(150))
+    # the FID of all 150 samples is the fit's last point
+    last = next(r for r in rows if r.startswith("standard,150,"))
+    assert float(last.split(",")[2]) == pytest.approx(m[names.eval_fid("standard")], rel=1e-9)
+    with pytest.raises(ValueError, match="fid_infinity needs fid_samples >= 10"):
+        evaluate_trial(model, mnist5k, train_z, test_z, fid_samples=5, fid_infinity=True)
 
 
 def test_unknown_sampler_fails_before_work(mnist5k, trial):
