@@ -101,3 +101,25 @@ def format_summary(s: Summary, digits: int = 4, show_n: bool = False) -> str:
         return "-"
     text = f"{s.mean:.{digits}g}" if math.isnan(s.ci95) else f"{s.mean:.{digits}g} ± {s.ci95:.2g}"
     return f"{text} (n={s.n})" if show_n else text
+
+
+@dataclass(frozen=True)
+class Difference:
+    """b - a from two summaries: the difference of means, the Welch-Satterthwaite 95% half-width and Welch's
+    two-sided p (NaN where either side has fewer than 2 values)."""
+
+    delta: float
+    ci95: float
+    p: float
+
+
+def welch_difference(a: Summary, b: Summary, confidence: float = CONFIDENCE) -> Difference:
+    delta = b.mean - a.mean
+    p = welch_p(a, b)
+    if math.isnan(p):
+        return Difference(delta, math.nan, math.nan)
+    va, vb = a.std**2 / a.n, b.std**2 / b.n
+    if va + vb == 0:
+        return Difference(delta, 0.0, p)
+    dof = (va + vb) ** 2 / ((va**2 / (a.n - 1) if va else 0.0) + (vb**2 / (b.n - 1) if vb else 0.0))
+    return Difference(delta, float(stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(va + vb)), p)

@@ -190,3 +190,12 @@ def eval_fid_n(sampler: str) -> str:
 
 def eval_fid_inf(sampler: str) -> str:
     return f"{EVAL_FID_INF_PREFIX}{sampler}"
+
+# --- the sweep run as the place to start (issue 12) ----------------------------------------------------------------
+# what `esweep report` and `esweep leaderboard` give, refreshed on the sweep run each time the sweep (or its resume)
+# finishes: the HTML report, the leaderboard as an MLflow table (JSON in pandas' split layout, shown as a table by
+# the UI's artifact viewer) and as CSV with every summary column
+ARTIFACT_SWEEP_REPORT = "report/report.html"
+ARTIFACT_LEADERBOARD_TABLE = "leaderboard.json"
+ARTIFACT_LEADERBOARD_CSV = "leaderboard.csv"
+T_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own list of a run's table artifacts, as log_table keeps it

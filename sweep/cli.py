@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -154,17 +153,84 @@ def specs():
 
 
 @main.command()
+@click.argument("sweep", required=False)
 @tracking_option
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-def ui(tracking_uri, port):
-    """Open the MLflow UI on the same store, bound to 127.0.0.1."""
+@click.option(
+    "--sort", "sort_metric", default=None,
+    help="Sort the configuration runs by this metric (default: the leaderboard's, standard FID, else recon MSE).",
+)
+@click.option("--desc", is_flag=True, help="Sort descending (default: ascending, or descending where higher is better).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the sweep's link in a web browser once the UI answers.")
+@click.option("--no-server", is_flag=True, help="Print the links only (the UI already runs on --port).")
+def ui(sweep, tracking_uri, port, sort_metric, desc, open_browser, no_server):
+    """Start the MLflow UI on the same store (127.0.0.1) and print a link to SWEEP's configuration runs (default:
+    the newest sweep), sorted by a metric with its column shown. A tracking server URI is its own UI: no server."""
+    import webbrowser
+
+    from sweep import ui as mlflow_ui
+
     uri = resolve_tracking_uri(tracking_uri)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    root = artifact_root_for(uri)
-    if root:
-        cmd += ["--default-artifact-root", root]
-    click.echo(f"MLflow UI on http://127.0.0.1:{port} for {uri}")
-    os.execv(sys.executable, cmd)
+    remote = uri.startswith(("http://", "https://"))
+    base = uri if remote else f"http://127.0.0.1:{port}"
+    serving = not (remote or no_server)
+    if serving and mlflow_ui.port_in_use(port):
+        fail(f"--port: {port} is in use on 127.0.0.1; choose another --port, or --no-server if the UI already runs there")
+    store = Store(uri)
+    link = None
+    if sweep or store.latest_sweep_run() is not None:
+        try:
+            sweep_id, board = lb.leaderboard(store, sweep)
+            metric = lb.resolve_metric(board, sort_metric) if sort_metric else lb.default_vs_best(board)
+        except lb.LeaderboardError as exc:
+            fail(str(exc))
+        ascending = not (desc or (metric is not None and lb.metric_mode(metric) == "max"))
+        experiment_id = mlflow_ui.experiment_of(store, sweep_id)
+        order = f"sorted by {metric} ({'ascending' if ascending else 'descending'})" if metric else "unsorted"
+        try:
+            key = mlflow_ui.publish_view(store, experiment_id, sweep_id, metric, ascending)
+            link = mlflow_ui.view_url(base, experiment_id, key)
+            click.echo(f"sweep {sweep_id}: configuration runs {order}, its column shown (a saved view):\n  {link}")
+        except Exception as exc:  # a read-only store: the plain link still filters and sorts
+            click.echo(f"(saved view not written: {type(exc).__name__}: {exc})", err=True)
+        plain = mlflow_ui.runs_url(base, experiment_id, mlflow_ui.facets(sweep_id, metric, ascending))
+        click.echo(f"the same runs and order without the view's columns:\n  {plain}")
+        link = link or plain
+    link = link or base
+    if not serving:
+        if open_browser:
+            webbrowser.open(link)
+        return
+    click.echo(f"MLflow UI on {base} for {uri} (Ctrl-C stops it)")
+    cmd = mlflow_ui.server_command(sys.executable, uri, port, artifact_root_for(uri))
+    sys.exit(mlflow_ui.serve(cmd, port, link if open_browser else None))
+
+
+@main.command()
+@click.argument("sweep_a")
+@click.argument("sweep_b")
+@tracking_option
+@click.option(
+    "--metric", "metrics", multiple=True,
+    help="Compare only this metric (repeatable, or comma-separated; e.g. recon_mse, eval/fid/standard). Default: all.",
+)
+@click.option("--format", "fmt", default="table", help=f"Output format: {', '.join(lb.FORMATS)}.")
+def compare(sweep_a, sweep_b, tracking_uri, metrics, fmt):
+    """Compare two sweeps configuration by configuration (matched on method, target, lambda, mu, d, dataset):
+    per metric B - A with Welch's t-test from the configuration runs' mean, std and n."""
+    from sweep import compare as cmp
+
+    if fmt not in lb.FORMATS:
+        fail(f"--format: unknown format {fmt!r}; choose one of {', '.join(lb.FORMATS)}")
+    store = Store(resolve_tracking_uri(tracking_uri))
+    requested = [m.strip() for entry in metrics for m in entry.split(",") if m.strip()]
+    try:
+        id_a, board_a = lb.leaderboard(store, sweep_a)
+        id_b, board_b = lb.leaderboard(store, sweep_b)
+        comparison = cmp.compare_boards(board_a, board_b, requested)
+    except (lb.LeaderboardError, cmp.CompareError) as exc:
+        fail(str(exc))
+    click.echo(cmp.render(comparison, id_a, id_b, fmt))
 
 
 # --- cluster: jobs, resume, cleanup -----------------------------------------------------------------------

@@ -53,7 +53,7 @@ def metric_mode(metric: str) -> str | None:
     return None
 
 
-def _display_order(metric: str) -> tuple[int, str]:
+def display_order(metric: str) -> tuple[int, str]:
     prefixes = ("eval/ecc", "control/", "eval/recon", "eval/fid", "eval/kid", "eval/knn", "xrun/")
     return next((i for i, p in enumerate(prefixes) if metric.startswith(p)), len(prefixes)), metric
 
@@ -183,7 +183,7 @@ def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFra
     shown["n"] = board["seeds"]
     if board["failed"].any():
         shown["failed"] = board["failed"]
-    for metric in sorted(filter(_shown, metric_names(board)), key=_display_order):
+    for metric in sorted(filter(_shown, metric_names(board)), key=display_order):
         cells = []
         for s, seeds in zip(summaries(board, metric), board["seeds"], strict=True):
             cells.append(format_summary(s, show_n=s.n not in (0, seeds)))

@@ -21,6 +21,7 @@ from sweep.aggregate import refresh_sweep
 from sweep.analysis import analyse_sweep
 from sweep.cleanup import close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
+from sweep.report import publish_sweep_results
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri
 from sweep.trainable import config_description, config_run_params, run_trial, trial_of
@@ -122,6 +123,31 @@ class Progress(tune.Callback):
         self._update()
         if self.live is not None:
             self.live.stop()
+
+
+OUTCOME_MARK = "\n\nLast finished: "  # the description's outcome line, rewritten by each fit (run, resume)
+
+
+def sweep_description(spec: SweepSpec, sweep_id: str, n_trials: int) -> str:
+    """The sweep run's description in MLflow's UI: what ran, and where its results are."""
+    grid = [e.name for e in spec.method_entries()]
+    kind = f"a {spec.search.num_samples}-trial search" if spec.search is not None else "a grid"
+    return (
+        f"Sweep {spec.name} ({sweep_id}), {kind} of {n_trials} trials on {spec.dataset}: methods {', '.join(grid)}, "
+        f"d in {spec.latent_dims}, seeds {spec.seeds}, {spec.epochs} epochs each. Its child runs are the "
+        "configurations (mean, M_std, M_ci95, M_n over seeds), each with its seeds nested below. Artifacts: "
+        f"{SPEC_ARTIFACT} (the spec), {names.ARTIFACT_SWEEP_REPORT} (`esweep report`), "
+        f"{names.ARTIFACT_LEADERBOARD_TABLE} and {names.ARTIFACT_LEADERBOARD_CSV} (`esweep leaderboard`)."
+    )
+
+
+def outcome_description(previous: str, outcome: SweepOutcome) -> str:
+    done = sum(s == "TERMINATED" for s in outcome.statuses.values())
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{previous.split(OUTCOME_MARK)[0]}{OUTCOME_MARK}{when}, {done}/{len(outcome.statuses)} trials finished, "
+        f"{outcome.n_failed} failed, {outcome.wall_time_s:.0f} s."
+    )
 
 
 def new_sweep_id(name: str) -> str:
@@ -257,7 +283,7 @@ def run_sweep(
         experiment_id,
         sweep_id,
         {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(n_trials), "spec_digest": spec_digest(spec)},
-        {STORAGE_TAG: storage},
+        {STORAGE_TAG: storage, names.T_DESCRIPTION: sweep_description(spec, sweep_id, n_trials)},
     )
     store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     packs = "" if spec.pack == 1 else f" in {len(pack_trials(trials, spec.pack))} Tune trials"
@@ -336,5 +362,8 @@ def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t
     outcome.orphans_closed = close_orphans(store, outcome.sweep_id)  # the Tuner returned: no trial is live
     config_runs = refresh_sweep(store, outcome.sweep_id, finish=True)
     analyse_sweep(store, outcome.sweep_id, parent, config_runs)
+    publish_sweep_results(store, outcome.sweep_id, parent)
+    description = store.client.get_run(parent).data.tags.get(names.T_DESCRIPTION, f"Sweep {outcome.sweep_id}.")
+    store.set_tags(parent, {names.T_DESCRIPTION: outcome_description(description, outcome)})
     store.finish(parent, "FINISHED")
     return outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+import traceback
 from pathlib import Path
 
 from evaluators import names
@@ -54,3 +56,32 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
         if len(failed):
             tables.append(("trials that did not finish", failed))
     return sweep_id, write_html_report(path, f"esweep report: {sweep_id}", tables, images)
+
+
+def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]:
+    """The leaderboard (an MLflow table and CSV) and the HTML report of ``esweep report`` onto the sweep run,
+    replacing earlier ones. Each is best effort: one that fails is left out with its reason printed, never failing
+    the sweep. Returns the artifacts written."""
+    written: list[str] = []
+
+    def attempt(artifacts: tuple[str, ...], write) -> None:
+        try:
+            write()
+            written.extend(artifacts)
+        except Exception as exc:
+            print(f"esweep: {', '.join(artifacts)} not written to the sweep run ({type(exc).__name__}: {exc})")
+            traceback.print_exc(limit=3)
+
+    def leaderboard_artifacts() -> None:
+        _, board = lb.leaderboard(store, sweep_id)
+        store.log_artifact_bytes(run_id, names.ARTIFACT_LEADERBOARD_CSV, lb.render(board, "csv").encode())
+        store.log_table(run_id, names.ARTIFACT_LEADERBOARD_TABLE, lb.display_frame(board, lb.default_vs_best(board)))
+
+    def report_artifact() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            _, path = build_report(store, sweep_id, Path(tmp) / Path(names.ARTIFACT_SWEEP_REPORT).name)
+            store.log_artifact_bytes(run_id, names.ARTIFACT_SWEEP_REPORT, path.read_bytes())
+
+    attempt((names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE), leaderboard_artifacts)
+    attempt((names.ARTIFACT_SWEEP_REPORT,), report_artifact)
+    return written

@@ -181,6 +181,11 @@ def with_retry(fn: Callable[[], T], attempts: int = 8, base_delay: float = 0.2) 
     raise AssertionError("unreachable")
 
 
+def config_runs_filter(sweep_id: str) -> str:
+    """MLflow's search filter for a sweep's configuration runs: the leaderboard's rows, and `esweep ui`'s."""
+    return f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_CONFIG}'"
+
+
 class Store:
     def __init__(self, tracking_uri: str, spool_path: Path | None = None):
         """``spool_path``: a JSONL file where metric batches wait while the server is unreachable."""
@@ -241,7 +246,7 @@ class Store:
         return self.find_runs(flt)
 
     def config_runs(self, sweep_id: str):
-        return self.find_runs(f"tags.`{names.T_SWEEP_ID}` = '{sweep_id}' and tags.`{names.T_ROLE}` = '{names.ROLE_CONFIG}'")
+        return self.find_runs(config_runs_filter(sweep_id))
 
     def find_or_create_config_run(
         self,
@@ -390,6 +395,18 @@ class Store:
             path.write_bytes(data)
             parent = str(Path(name).parent)
             with_retry(lambda: self.client.log_artifact(run_id, str(path), None if parent == "." else parent))
+
+    def log_table(self, run_id: str, name: str, frame) -> None:
+        """A DataFrame as an MLflow table artifact (what ``MlflowClient.log_table`` writes), replaced rather than
+        appended to when logged again, so a refreshed table never doubles its rows."""
+        if not name.endswith(".json"):
+            raise ValueError(f"table artifact {name!r}: the name must end in .json")
+        self.log_artifact_bytes(run_id, name, frame.to_json(orient="split", index=False, date_format="iso").encode())
+        run = with_retry(lambda: self.client.get_run(run_id))
+        listed = json.loads(run.data.tags.get(names.T_LOGGED_ARTIFACTS, "[]"))
+        entry = {"path": name, "type": "table"}
+        if entry not in listed:
+            self.set_tags(run_id, {names.T_LOGGED_ARTIFACTS: json.dumps([*listed, entry])})
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.flush_spool()  # a run is closed only once its spooled metrics are in

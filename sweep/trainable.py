@@ -160,14 +160,30 @@ def config_run_params(cfg: TrainConfig, ctx: dict[str, Any]) -> dict[str, str]:
     return params
 
 
-def config_description(cfg: TrainConfig, n_seeds: int) -> str:
+def _configuration_words(cfg: TrainConfig) -> str:
     lam = trial_params(cfg)[names.P_LAMBDA]
     what = f"lambda {lam}" if cfg.control is None else target_label(cfg.control)
     mu = "" if cfg.effective_mu is None else f", mu {cfg.effective_mu:g}"
+    return f"{cfg.method}, {what}{mu}, d = {cfg.latent_dim} on {cfg.dataset}"
+
+
+def _training_words(cfg: TrainConfig) -> str:
+    return f"arch {cfg.arch or 'default'}, batch {cfg.batch_size}, lr {cfg.lr:g}"
+
+
+def config_description(cfg: TrainConfig, n_seeds: int) -> str:
     return (
-        f"{cfg.method}, {what}{mu}, d = {cfg.latent_dim} on {cfg.dataset}: {n_seeds} seed(s) x {cfg.epochs} epochs "
-        f"(arch {cfg.arch or 'default'}, batch {cfg.batch_size}, lr {cfg.lr:g}). Metrics: mean over finished seeds; "
-        "M_std, M_ci95 (Student t) and M_n beside each."
+        f"{_configuration_words(cfg)}: {n_seeds} seed(s) x {cfg.epochs} epochs ({_training_words(cfg)}). Metrics: "
+        "mean over finished seeds; M_std, M_ci95 (Student t) and M_n beside each."
+    )
+
+
+def trial_description(cfg: TrainConfig, config_key: str, pack_size: int | None = None) -> str:
+    """A seed run's description in MLflow's UI: what it trained, and the configuration run it belongs to."""
+    packed = f", trained packed with {pack_size - 1} other variant(s)" if pack_size else ""
+    return (
+        f"{_configuration_words(cfg)}, seed {cfg.seed}: {cfg.epochs} epochs ({_training_words(cfg)}){packed}. "
+        f"One seed of configuration {config_key}; per-epoch train/* and eval/* series, final eval/* metrics."
     )
 
 
@@ -192,7 +208,12 @@ def _trial_run(store: Store, ctx: dict[str, Any], trial: dict[str, Any], cfg: Tr
         trial["key"],
         f"{cfg.dataset}__{trial['key']}",
         trial_params(cfg),
-        {names.T_CONFIG_KEY: trial["config_key"], names.T_TRIAL_ID: trial_id, **tags},
+        {
+            names.T_CONFIG_KEY: trial["config_key"],
+            names.T_TRIAL_ID: trial_id,
+            names.T_DESCRIPTION: trial_description(cfg, trial["config_key"], int(tags.get(names.T_PACK_SIZE, 0)) or None),
+            **tags,
+        },
         device=cfg.device,
     )
 

@@ -1,0 +1,183 @@
+"""`esweep compare A B`: two sweeps' configurations matched by what they trained (method, target, lambda, mu, d,
+dataset), and per metric the difference of their means B - A with Welch's t-test from the two configuration runs'
+summaries (mean, std, n). Read from MLflow alone, like the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from evaluators import names
+from evaluators.metric_uncertainty import TIE_ALPHA, Summary, format_summary, welch_difference
+from sweep import leaderboard as lb
+from sweep.aggregate import GROUP_COLUMNS
+
+# a configuration's identity across sweeps: its config key minus anything one sweep gave it (run ids, trial ids)
+MATCH_COLUMNS = [*GROUP_COLUMNS, names.P_DATASET]
+BOTH, ONLY_A, ONLY_B = "both", "only in A", "only in B"
+# summaries that say how a number was made rather than how good it is
+SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)
+SIDE_STATS = ("mean", "std", "ci95", "n")
+
+
+class CompareError(ValueError):
+    pass
+
+
+def comparable_metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """Every summarised metric of either sweep, in the leaderboard's order, without the bookkeeping ones."""
+    found = set(lb.metric_names(a)) | set(lb.metric_names(b))
+    return sorted((m for m in found if not m.startswith(SKIPPED_PREFIXES)), key=lb.display_order)
+
+
+def resolve_metrics(a: pd.DataFrame, b: pd.DataFrame, requested: list[str] | None) -> list[str]:
+    """The metrics to compare: ``requested`` (names, or without their 'eval/' prefix), else every comparable one."""
+    available = comparable_metrics(a, b)
+    if not requested:
+        return available
+    out = []
+    for metric in requested:
+        key = next((k for k in (metric, f"eval/{metric}") if k in available), None)
+        if key is None:
+            raise CompareError(f"--metric: unknown metric {metric!r}; available: {', '.join(available) or 'none'}")
+        out.append(key)
+    return list(dict.fromkeys(out))
+
+
+def _by_key(board: pd.DataFrame) -> dict[tuple, pd.Series]:
+    if board.empty:
+        return {}
+    return {tuple(str(row[c]) for c in MATCH_COLUMNS): row for _, row in board.iterrows()}
+
+
+def _summary(row: pd.Series | None, metric: str) -> Summary:
+    if row is None or f"{metric}_mean" not in row:
+        return Summary(math.nan, math.nan, math.nan, 0)
+    mean, std, ci95, n = (row[f"{metric}_{k}"] for k in SIDE_STATS)
+    n = 0 if pd.isna(n) else int(n)
+    return Summary(float(mean), float(std), float(ci95), n)
+
+
+def verdict(metric: str, delta: float, p: float, alpha: float = TIE_ALPHA) -> str:
+    """What B - A says: 'B better'/'B worse' for a metric with a direction (else 'B higher'/'B lower') when Welch's
+    p < alpha, 'no significant difference' otherwise, 'untested (n<2)' when either side has fewer than 2 seeds."""
+    if math.isnan(p):
+        return "untested (n<2)"
+    if p >= alpha:
+        return "no significant difference"
+    mode = lb.metric_mode(metric)
+    if mode is None:
+        return "B higher" if delta > 0 else "B lower"
+    return "B better" if (delta < 0) == (mode == "min") else "B worse"
+
+
+def compare_boards(
+    a: pd.DataFrame, b: pd.DataFrame, metrics: list[str] | None = None, alpha: float = TIE_ALPHA
+) -> pd.DataFrame:
+    """One row per configuration and metric: the two summaries, B - A with its Welch 95% half-width, p, verdict.
+
+    A configuration in one sweep only has its rows too, with the other side empty and ``present`` saying which."""
+    metrics = resolve_metrics(a, b, metrics)
+    rows_a, rows_b = _by_key(a), _by_key(b)
+    keys = list(rows_a) + [k for k in rows_b if k not in rows_a]
+    rows = []
+    for key in keys:
+        ra, rb = rows_a.get(key), rows_b.get(key)
+        present = BOTH if ra is not None and rb is not None else ONLY_A if rb is None else ONLY_B
+        for metric in metrics:
+            sa, sb = _summary(ra, metric), _summary(rb, metric)
+            if sa.n == 0 and sb.n == 0:
+                continue
+            row = dict(zip(MATCH_COLUMNS, key, strict=True))
+            row.update(present=present, metric=metric)
+            row.update({f"a_{k}": getattr(sa, k) for k in SIDE_STATS})
+            row.update({f"b_{k}": getattr(sb, k) for k in SIDE_STATS})
+            if present == BOTH:
+                diff = welch_difference(sa, sb)
+                row.update(delta=diff.delta, delta_ci95=diff.ci95, p=diff.p, significant=bool(diff.p < alpha),
+                           verdict=verdict(metric, diff.delta, diff.p, alpha))
+            else:
+                row.update(delta=math.nan, delta_ci95=math.nan, p=math.nan, significant=False, verdict=present)
+            row.update(a_run_id=None if ra is None else ra["run_id"], b_run_id=None if rb is None else rb["run_id"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def only_in(comparison: pd.DataFrame, side: str) -> pd.DataFrame:
+    """The configurations of one sweep that the other lacks (``side`` is ONLY_A or ONLY_B)."""
+    if comparison.empty:
+        return comparison
+    return comparison.loc[comparison["present"] == side, MATCH_COLUMNS].drop_duplicates().reset_index(drop=True)
+
+
+def _delta_cell(delta: float, ci95: float) -> str:
+    if math.isnan(delta):
+        return "-"
+    return f"{delta:+.4g}" if math.isnan(ci95) else f"{delta:+.4g} ± {ci95:.2g}"
+
+
+def display_frame(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable rows of the configurations in both sweeps: 'mean ± ci95 (n=k)' per side, B - A, p, verdict."""
+    both = comparison[comparison["present"] == BOTH] if not comparison.empty else comparison
+    if both.empty:
+        return pd.DataFrame()
+    shown = both[MATCH_COLUMNS].copy()
+    shown["metric"] = both["metric"].str.removeprefix("eval/")
+    for side in ("a", "b"):
+        shown[side.upper()] = [
+            format_summary(Summary(*(r[f"{side}_{k}"] for k in SIDE_STATS)), show_n=True) for _, r in both.iterrows()
+        ]
+    shown["B - A"] = [_delta_cell(d, c) for d, c in zip(both["delta"], both["delta_ci95"], strict=True)]
+    shown["p"] = [("-" if math.isnan(p) else f"{p:.2g}") for p in both["p"]]
+    shown["verdict"] = both["verdict"]
+    return shown.reset_index(drop=True)
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def records(comparison: pd.DataFrame) -> list[dict]:
+    return [{k: _clean(v) for k, v in row.items()} for row in comparison.to_dict(orient="records")]
+
+
+LEGEND = (
+    "A, B: mean ± 95% CI half-width over seeds (Student t), n = seeds; B - A: difference of means ± Welch 95% "
+    f"half-width; p: Welch's t-test; significant at {TIE_ALPHA:g}."
+)
+
+
+def render(comparison: pd.DataFrame, sweep_a: str, sweep_b: str, fmt: str) -> str:
+    if fmt not in lb.FORMATS:
+        raise CompareError(f"--format: unknown format {fmt!r}; choose one of {', '.join(lb.FORMATS)}")
+    if fmt == "csv":
+        return comparison.to_csv(index=False)
+    if fmt == "json":
+        doc = {
+            "a": sweep_a,
+            "b": sweep_b,
+            "alpha": TIE_ALPHA,
+            "deltas": records(comparison[comparison["present"] == BOTH] if not comparison.empty else comparison),
+            "only_in_a": records(only_in(comparison, ONLY_A)),
+            "only_in_b": records(only_in(comparison, ONLY_B)),
+        }
+        return json.dumps(doc, indent=1)
+    shown = display_frame(comparison)
+    parts = [f"A = {sweep_a}, B = {sweep_b}"]
+    if shown.empty:
+        parts.append("no configuration is in both sweeps")
+    else:
+        parts.append(lb.markdown_table(shown) if fmt == "markdown" else shown.to_string(index=False))
+    for side, sweep in ((ONLY_A, sweep_a), (ONLY_B, sweep_b)):
+        lonely = only_in(comparison, side)
+        if len(lonely):
+            label = f"{side} ({sweep}), not compared"
+            body = lb.markdown_table(lonely) if fmt == "markdown" else lonely.to_string(index=False)
+            parts.append(f"{label}:\n{body}")
+    if fmt == "table":
+        parts.append(LEGEND)
+    return "\n\n".join(parts)
