@@ -5,7 +5,8 @@ The experiment runs page (hash route ``#/experiments/<id>/runs``) reads its sear
 columns (``selectedColumns``) are not facets but the page's UI state, which a URL sets only through a saved view: an
 experiment tag ``mlflow.sharedViewState.<key>`` holding the facets and the columns, opened by
 ``?viewStateShareKey=<key>``. The page ignores a saved view when facets are in the URL too, so there are two links:
-the saved view (filter, sort and the metric's column) and the plain one (filter and sort, nothing written).
+the saved view (filter, sort and the metric's column) and the plain one (filter and sort, nothing written). Both
+carry ``workflowType=machine_learning``, the sidebar's mode for a model-training experiment.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sweep.tracking import Store, config_runs_filter, with_retry
 RUNS_TAB = "runs"
 SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 SHARE_KEY_PARAM = "viewStateShareKey"
+WORKFLOW_PARAM, WORKFLOW_TRAINING = "workflowType", "machine_learning"
 SERVER_START_TIMEOUT_S = 120.0
 
 
@@ -53,6 +55,8 @@ def columns(metric: str | None) -> list[str]:
 
 
 def runs_url(base: str, experiment_id: str, query: dict[str, str]) -> str:
+    """The runs page with ``query``, in the sidebar's model-training mode (else it keeps the browser's last mode)."""
+    query = {**query, WORKFLOW_PARAM: WORKFLOW_TRAINING}
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/{RUNS_TAB}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
 
 

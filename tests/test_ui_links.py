@@ -35,10 +35,11 @@ def test_facet_url_filters_to_configuration_runs_and_sorts_by_the_metric():
         "searchFilter": "tags.`esweep.sweep_id` = 'quick-20260101-000000-ab12' and tags.`esweep.role` = 'config'",
         "orderByKey": "metrics.`eval/recon_mse`",
         "orderByAsc": "true",
+        "workflowType": "machine_learning",
     }
     assert " " not in url and "`" not in url  # every reserved character is percent-encoded
     assert split(ui.runs_url("http://h:1", "7", ui.facets("s", COSINE, ascending=False)))[2]["orderByAsc"] == "false"
-    assert set(split(ui.runs_url("http://h:1", "7", ui.facets("s", None, True)))[2]) == {"searchFilter"}
+    assert set(split(ui.runs_url("http://h:1", "7", ui.facets("s", None, True)))[2]) == {"searchFilter", "workflowType"}
 
 
 def test_the_filter_is_the_one_the_leaderboard_reads():
@@ -62,7 +63,7 @@ def test_saved_view_holds_the_facets_and_the_metric_columns_in_mlflows_envelope(
     assert ui.saved_view("s1", RECON, True, now_ms=99)[0] == key
     assert ui.saved_view("s1", RECON, False, now_ms=1234)[0] != key
     _, _, query = split(ui.view_url("http://127.0.0.1:5000", "3", key))
-    assert query == {"viewStateShareKey": key}
+    assert query == {"viewStateShareKey": key, "workflowType": "machine_learning"}
 
 
 @pytest.fixture()
