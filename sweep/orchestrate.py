@@ -23,7 +23,7 @@ from sweep.cleanup import close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.report import publish_sweep_results
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
-from sweep.tracking import Store, resolve_tracking_uri
+from sweep.tracking import Store, resolve_tracking_uri, with_retry
 from sweep.trainable import config_description, config_run_params, run_trial, trial_of
 from trainers.config import TrainConfig
 from trainers.packed import VARYING_FIELDS, check_packable
@@ -363,7 +363,9 @@ def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t
     config_runs = refresh_sweep(store, outcome.sweep_id, finish=True)
     analyse_sweep(store, outcome.sweep_id, parent, config_runs)
     publish_sweep_results(store, outcome.sweep_id, parent)
-    description = store.client.get_run(parent).data.tags.get(names.T_DESCRIPTION, f"Sweep {outcome.sweep_id}.")
+    description = with_retry(lambda: store.client.get_run(parent)).data.tags.get(
+        names.T_DESCRIPTION, f"Sweep {outcome.sweep_id}."
+    )
     store.set_tags(parent, {names.T_DESCRIPTION: outcome_description(description, outcome)})
     store.finish(parent, "FINISHED")
     return outcome

@@ -131,3 +131,16 @@ def test_cli_refuses_a_port_in_use_before_anything_starts(planted):
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["ui", "sweep-ui", "--tracking-uri", uri, "--port", str(port)])
     assert result.exit_code == 2 and f"--port: {port} is in use" in result.output
+
+
+def test_open_opens_the_saved_view_and_no_sweep_gives_the_bare_ui(planted, tmp_path, monkeypatch):
+    uri, _, _ = planted
+    opened = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    result = CliRunner().invoke(main, ["ui", "--tracking-uri", uri, "--no-server", "--port", "5999", "--open"])
+    assert result.exit_code == 0, result.output
+    assert "sweep other-sweep" in result.output  # the newest sweep
+    assert len(opened) == 1 and "viewStateShareKey=esweep-" in opened[0] and opened[0].startswith("http://127.0.0.1:5999/")
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(main, ["ui", "--tracking-uri", empty, "--no-server", "--port", "5999", "--open"])
+    assert result.exit_code == 0 and "http" not in result.output and opened[-1] == "http://127.0.0.1:5999"
