@@ -201,8 +201,14 @@ def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFra
 
 
 def default_vs_best(board: pd.DataFrame) -> str | None:
-    """The metric a plain leaderboard judges 'best' by: standard-sampling FID where there is one, else recon MSE."""
-    for metric in (names.eval_fid("standard"), names.EVAL_RECON_MSE):
+    """The metric a plain leaderboard judges 'best' by: standard-sampling FID where there is one, KID in its place
+    where that FID is small-sample (KID is unbiased at any n), else recon MSE."""
+    fid, kid = names.eval_fid("standard"), names.eval_kid("standard")
+    candidates = [fid, names.EVAL_RECON_MSE]
+    n = fid_n(board, fid) if f"{fid}_mean" in board else None
+    if n is not None and is_small_sample(n):
+        candidates.insert(0, kid)
+    for metric in candidates:
         if f"{metric}_vs_best" in board:
             return metric
     return None

@@ -64,7 +64,7 @@ def test_builtin_quickstart_is_valid_and_has_ae_and_eae_at_three_lambdas():
     trials = expand(spec)
     assert {t.train.method for t in trials} == {"ae", "eae"}
     assert len({t.train.lam for t in trials if t.train.method == "eae"}) == 3
-    assert len(spec.seeds) == 2
+    assert len(spec.seeds) >= 3  # a 95% interval and a Welch test per configuration need n >= 2; 3 keeps t small
 
 
 def test_cli_bad_spec_exits_2_and_starts_nothing(tmp_path: Path):

@@ -200,18 +200,21 @@ def test_attribute_dataset_gives_table3_and_table4(trial, test_seed):
     g = torch.Generator().manual_seed(test_seed)
     train_x = torch.randint(0, 256, (300, 1, 32, 32), dtype=torch.uint8, generator=g)
     test_x = torch.randint(0, 256, (100, 1, 32, 32), dtype=torch.uint8, generator=g)
-    train_z, test_z = encode_images(model, train_x), encode_images(model, test_x)
-    # attribute 0 is the sign of the first principal coordinate's direction: learnable from the latents
-    direction = torch.linalg.svd(train_z - train_z.mean(0), full_matrices=False).Vh[0]
+    # planted latents whose first principal axis is coordinate 0 (sd 3 against <= 1: the sample axis is within a few
+    # degrees of it for any draw at n = 300), and attribute 0 the sign of that coordinate: a stump on one coordinate
+    # learns it (DT(1) on raw latents, Table 3) and the best single principal component for it is p1 (Table 4)
+    scale = torch.tensor([3.0, 1.0, 0.5, 0.25])
+    train_z, test_z = torch.randn(300, 4, generator=g) * scale, torch.randn(100, 4, generator=g) * scale
 
     def attr(z):
-        return torch.stack(
-            [(z - train_z.mean(0)) @ direction > 0, torch.zeros(len(z), dtype=torch.bool)], 1
-        ).long()
+        return torch.stack([z[:, 0] > 0, torch.zeros(len(z), dtype=torch.bool)], 1).long()
 
     data = ImageData(train_x, attr(train_z), test_x, attr(test_z), ("Smiling", "Bald"))
     m, _, a = evaluate_trial(model, data, train_z, test_z, fid_samples=0, plots=False)
-    assert m[names.EVAL_ATTR_DT1_ERROR] < 10 and m[names.EVAL_ATTR_MAJORITY_ERROR] > 20
+    # means over the two attributes, the constant one contributing 0: attribute 0 is balanced, so the majority class
+    # errs on 50% +- 5% (binomial, 100 test points) of it, 25 +- 2.5 in the mean; 12.5 is 5 sd away. A stump errs only
+    # near its learned threshold (test points between the train points around 0): far below 10% of attribute 0
+    assert m[names.EVAL_ATTR_MAJORITY_ERROR] > 12.5 and m[names.EVAL_ATTR_DT1_ERROR] < 5
     gain = a[names.ARTIFACT_TABLE_COMPONENT_GAIN].decode().splitlines()
     assert gain[0] == "attribute,component,baseline_acc_pct,stump_acc_pct,gain_pct"
     assert gain[1].startswith("Smiling,p1,")
