@@ -158,7 +158,7 @@ def specs():
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--sort", "sort_metric", default=None,
-    help="Sort the configuration runs by this metric (default: the leaderboard's, standard FID, else recon MSE).",
+    help="Sort the configuration runs by this metric (default: the one the leaderboard judges 'vs best' by).",
 )
 @click.option("--desc", is_flag=True, help="Sort descending (default: ascending, or descending where higher is better).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the sweep's link in a web browser once the UI answers.")
