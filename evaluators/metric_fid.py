@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +145,31 @@ def reference_key(images: torch.Tensor, extractor_name: str) -> str:
     return h.hexdigest()[:32]
 
 
+def _load_reference(path: Path) -> FidStats | None:
+    """The cached statistics, or None where there are none (or only ones written before KID, without features)."""
+    try:
+        with np.load(path) as d:
+            if "features" in d:
+                return FidStats(d["mu"], d["sigma"], int(d["n"]), d["features"])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _load_shard(path: Path) -> np.ndarray | None:
+    try:
+        with np.load(path) as d:
+            return d["features"]
+    except FileNotFoundError:  # removed once the whole reference was written
+        return None
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def reference_stats(
     images: torch.Tensor,
     net: FeatureNet,
@@ -152,24 +179,65 @@ def reference_stats(
     """Statistics and features (float32, for KID) of the reference (test) images, computed once per content key
     and cached on disk. A cache file without features (written before KID) is computed again.
 
-    A file lock makes concurrent workers wait for the first one instead of all extracting the same features.
+    Concurrent workers share the work: the images are cut into shards of one batch, each extracted by whichever
+    worker locks it first (a worker skips a shard another holds, then waits only for the shards still running),
+    so two trials that reach evaluation together each extract half instead of one waiting for the other.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{reference_key(images, net.name)}.npz"
+    key = reference_key(images, net.name)
+    path = cache / f"{key}.npz"
+    if (done := _load_reference(path)) is not None:
+        return done
+    shard_dir = cache / f"{key}.shards"
+    shard_dir.mkdir(exist_ok=True)
+    starts = range(0, len(images), batch_size)
+    feats: dict[int, np.ndarray] = {}
+
+    def take(i: int, start: int) -> None:
+        shard = shard_dir / f"{i:06d}.npz"
+        if (f := _load_shard(shard)) is None:
+            f = extract_features([images[start : start + batch_size]], net).astype(np.float32)
+            _save_npz(shard, features=f)
+        feats[i] = f
+
+    for i, start in enumerate(starts):  # first pass: every shard no other worker holds
+        lock = FileLock(str(shard_dir / f"{i:06d}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        except FileNotFoundError:  # the shards were removed: the whole reference has been written
+            return _load_reference(path) or reference_stats(images, net, cache_dir, batch_size)
+        try:
+            if (done := _load_reference(path)) is not None:
+                return done
+            take(i, start)
+        finally:
+            lock.release()
+    for i, start in enumerate(starts):  # second pass: wait for the shards others were extracting
+        if i not in feats:
+            lock = FileLock(str(shard_dir / f"{i:06d}.lock"))
+            try:
+                lock.acquire()
+            except FileNotFoundError:
+                return _load_reference(path) or reference_stats(images, net, cache_dir, batch_size)
+            try:
+                if (done := _load_reference(path)) is not None:
+                    return done
+                take(i, start)
+            finally:
+                lock.release()
     with FileLock(str(path) + ".lock"):
-        if path.is_file():
-            with np.load(path) as d:
-                if "features" in d:
-                    return FidStats(d["mu"], d["sigma"], int(d["n"]), d["features"])
-        features = extract_features(batched(images, batch_size), net)
+        if (done := _load_reference(path)) is not None:
+            return done
+        features = np.concatenate([feats[i] for i in range(len(starts))])
         stats = stats_from_features(features)
-        stats = FidStats(stats.mu, stats.sigma, stats.n, features.astype(np.float32))
-        tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=stats.mu, sigma=stats.sigma, n=stats.n, features=stats.features, extractor=net.name)
-        os.replace(tmp, path)
+        stats = FidStats(stats.mu, stats.sigma, stats.n, features)
+        _save_npz(path, mu=stats.mu, sigma=stats.sigma, n=stats.n, features=features, extractor=net.name)
+        shutil.rmtree(shard_dir, ignore_errors=True)
         return stats
 
 

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -155,6 +156,39 @@ def test_reference_stats_concurrent_workers_compute_once(tmp_path, mnist5k, pixe
         t.join()
     assert calls == [200]
     assert all(np.array_equal(r.mu, results[0].mu) for r in results)
+
+
+def test_concurrent_workers_share_the_reference_shards(tmp_path, mnist5k, pixel_net):
+    """Workers that arrive together split the extraction: every shard once, by more than one worker."""
+    calls = []
+    barrier = threading.Barrier(3)
+
+    def slow(x):
+        calls.append((threading.get_ident(), len(x)))
+        time.sleep(0.5)  # long enough that a shard is still held when the other workers reach it
+        return pixel_net.forward(x)
+
+    net = FeatureNet(pixel_net.name, slow, pixel_net.device)
+    images = mnist5k.test_x[:200]
+    results = []
+
+    def worker():
+        barrier.wait()
+        results.append(reference_stats(images, net, tmp_path, batch_size=50))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(n for _, n in calls) == [50, 50, 50, 50]  # each shard extracted once
+    assert len({ident for ident, _ in calls}) > 1  # and not all by one worker
+    alone = reference_stats(images, pixel_net, tmp_path / "alone", batch_size=200)
+    for r in results:
+        np.testing.assert_allclose(r.mu, alone.mu, rtol=1e-6)
+        np.testing.assert_allclose(r.sigma, alone.sigma, rtol=1e-5, atol=1e-8)
+        assert r.n == 200
+    assert not list(tmp_path.glob("*.shards"))  # shards removed once the reference is written
 
 
 def test_pixel_fid_orders_real_data_sensibly(mnist5k, pixel_net):
