@@ -20,7 +20,7 @@ import torch
 from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 
 DEFAULT_FID_SAMPLES = 10_000
-DEFAULT_BATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = 64  # images per Inception pass and per cooperatively extracted reference shard
 CACHE_ENV = "ESWEEP_FID_CACHE"
 FID_FEATURE_DIM = 2048  # Inception pool3 features
 
