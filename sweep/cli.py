@@ -181,7 +181,9 @@ def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, nu
 
     try:
         if list_tables:
-            click.echo(rp.list_frame().to_string(index=False))
+            for row in rp.list_frame().to_dict("records"):
+                click.echo(f"{row['table']:10s} {row['source']:14s} {row['rows']:2d} rows | paper: {row['paper']} | "
+                           f"smoke: {row['smoke']}\n{'':10s} {row['title']}")
             return
         if not table:
             fail(f"TABLE: give a table, or --list; tables: {', '.join(rp.load_tables())}")

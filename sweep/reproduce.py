@@ -220,7 +220,7 @@ def parse_table(data: Any, origin: str = "table") -> PaperTable:
 
 @lru_cache(maxsize=1)
 def load_tables() -> dict[str, PaperTable]:
-    """Every registered table (package data sweep/papers/*.yaml), by id, in file-name order."""
+    """Every registered table (package data sweep/papers/*.yaml), by id, in the order of the papers and their tables."""
     folder = resources.files("sweep") / PAPERS_DIR
     tables: dict[str, PaperTable] = {}
     for path in sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name):
@@ -228,7 +228,7 @@ def load_tables() -> dict[str, PaperTable]:
         if table.id != path.name.removesuffix(".yaml"):
             raise ReproduceError(f"sweep/{PAPERS_DIR}/{path.name}: id {table.id!r} must be the file's name")
         tables[table.id] = table
-    return tables
+    return dict(sorted(tables.items(), key=lambda kv: (kv[1].source.file, kv[1].source.table)))  # the papers' order
 
 
 def get_table(table_id: str) -> PaperTable:
@@ -360,6 +360,7 @@ class Cell:
     ours: float | None
     ours_ci95: float | None
     ours_n: int
+    ran: bool  # the row's configuration has a run with finished seeds
 
     @property
     def delta(self) -> float | None:
@@ -438,7 +439,8 @@ def paper_cells(table: PaperTable, board: pd.DataFrame, scale: str) -> list[Cell
             metric = table.metric(row, column.key)
             get = (lambda s, m=metric, o=ours: None if o is None else _float(o.get(f"{m}_{s}")))
             n = get("n")
-            cells.append(Cell(row, column, metric, mean, pm, get("mean"), get("ci95"), int(n) if n else 0))
+            ran = ours is not None and int(ours.get("seeds", 0) or 0) > 0
+            cells.append(Cell(row, column, metric, mean, pm, get("mean"), get("ci95"), int(n) if n else 0, ran))
     return cells
 
 
@@ -563,7 +565,10 @@ def _pm(mean: float | None, pm: float | None) -> str:
 def cells_frame(rep: Reproduction) -> pd.DataFrame:
     rows = []
     for c in rep.cells:
-        ours = "not run" if c.ours is None else _pm(c.ours, c.ours_ci95) + f" (n={c.ours_n})"
+        if c.ours is not None:
+            ours = _pm(c.ours, c.ours_ci95) + f" (n={c.ours_n})"
+        else:  # the configuration did not run (or failed), or ran without giving this metric at this scale
+            ours = "not run" if not c.ran else "not measured"
         delta = "-" if c.delta is None else f"{c.delta:+.3g}"
         rows.append({"row": c.row.label, "column": c.column.label, "metric": c.metric, "paper": _pm(c.paper, c.paper_pm),
                      f"ours, {rep.scale}": ours, "delta": delta})
