@@ -437,10 +437,9 @@ def paper_cells(table: PaperTable, board: pd.DataFrame, scale: str) -> list[Cell
             value = row.values[column.key]
             mean, pm = (value if isinstance(value, tuple) else (value, None))
             metric = table.metric(row, column.key)
-            get = (lambda s, m=metric, o=ours: None if o is None else _float(o.get(f"{m}_{s}")))
-            n = get("n")
+            stats = {s: None if ours is None else _float(ours.get(f"{metric}_{s}")) for s in ("mean", "ci95", "n")}
             ran = ours is not None and int(ours.get("seeds", 0) or 0) > 0
-            cells.append(Cell(row, column, metric, mean, pm, get("mean"), get("ci95"), int(n) if n else 0, ran))
+            cells.append(Cell(row, column, metric, mean, pm, stats["mean"], stats["ci95"], int(stats["n"] or 0), ran))
     return cells
 
 
