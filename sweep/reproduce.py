@@ -92,7 +92,8 @@ class RowConfig(_Strict):
         return {names.P_METHOD: self.method, names.P_LAMBDA: self.lam, names.P_MU: self.mu, names.P_LATENT_DIM: self.d}
 
 
-PaperValue = float | tuple[float, float] | None  # a value, or (value, its ±), or not given
+Number = int | float  # an int stays one, so a value prints as the paper printed it (81 ± 1, 53.7 ± 1.0)
+PaperValue = Number | tuple[Number, Number] | None  # a value, or (value, its ±), or not given
 
 
 class Row(_Strict):
@@ -355,8 +356,8 @@ class Cell:
     row: Row
     column: Column
     metric: str
-    paper: float | None
-    paper_pm: float | None
+    paper: Number | None
+    paper_pm: Number | None
     ours: float | None
     ours_ci95: float | None
     ours_n: int
@@ -556,9 +557,21 @@ def _spec_artifact(store: Store, run_id: str) -> dict[str, Any]:
 
 # --- output ---------------------------------------------------------------------------------------------------------
 def _pm(mean: float | None, pm: float | None) -> str:
+    """Ours: three significant figures, the half-width to two."""
     if mean is None:
         return "-"
-    return f"{mean:.4g}" if pm is None else f"{mean:.4g} ± {pm:.2g}"
+    return f"{mean:.3g}" if pm is None else f"{mean:.3g} ± {pm:.2g}"
+
+
+def _as_printed(mean: Number | None, pm: Number | None) -> str:
+    """The paper's value with as many decimals as its ± (YAML drops trailing zeros: 39.0 ± 7.2 reads 39 and 7.2)."""
+    if mean is None:
+        return "-"
+    if pm is None:
+        return f"{mean:g}"
+    text = repr(pm)
+    decimals = 0 if isinstance(pm, int) or "." not in text or "e" in text else len(text.split(".")[1])
+    return f"{mean:.{decimals}f} ± {text}"
 
 
 def cells_frame(rep: Reproduction) -> pd.DataFrame:
@@ -569,7 +582,7 @@ def cells_frame(rep: Reproduction) -> pd.DataFrame:
         else:  # the configuration did not run (or failed), or ran without giving this metric at this scale
             ours = "not run" if not c.ran else "not measured"
         delta = "-" if c.delta is None else f"{c.delta:+.3g}"
-        rows.append({"row": c.row.label, "column": c.column.label, "metric": c.metric, "paper": _pm(c.paper, c.paper_pm),
+        rows.append({"row": c.row.label, "column": c.column.label, "metric": c.metric, "paper": _as_printed(c.paper, c.paper_pm),
                      f"ours, {rep.scale}": ours, "delta": delta})
     return pd.DataFrame(rows)
 
