@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from mlflow_planted import plant_sweep, summary
 
 from evaluators import names
 from sweep import reproduce as rp
 from sweep.cli import main
+from sweep.report import publish_sweep_results
 from sweep.spec import expand
 from sweep.tracking import Store
 
@@ -177,6 +179,42 @@ def test_cli_dry_run_validates_every_table_at_both_scales(table_id, scale):
     first, *spec = result.output.splitlines()
     assert first.startswith(f"{table_id}: ") and rp.SCALE_LABELS[scale] in first
     assert yaml.safe_load("\n".join(spec))["name"].startswith("reproduce-")
+
+
+def test_a_planted_reproduction_in_every_format_and_in_the_report(tmp_path):
+    """No training: a table3 smoke sweep planted in MLflow as the driver leaves it, read back by every output."""
+    table = rp.get_table("table3")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    configs = []
+    for row in table.rows:
+        p = rp.scaled_params(table, row, "smoke")
+        params = {names.P_METHOD: "eae", names.P_LAMBDA: f"{p['lambda']:g}", names.P_MU: f"{p['mu']:g}",
+                  names.P_LATENT_DIM: str(p["d"])}
+        configs.append({"params": params, "metrics": {  # every classifier beats the majority, KNN(20) the worst
+            names.EVAL_ATTR_DT1_ERROR: summary(8.0, 1.0, 2), names.EVAL_ATTR_DT8_ERROR: summary(6.0, 1.0, 2),
+            names.EVAL_ATTR_KNN20_ERROR: summary(7.0, 1.0, 2), names.EVAL_ATTR_MAJORITY_ERROR: summary(9.0, 0.0, 2)}})
+    plant_sweep(uri, "t3-smoke", configs)
+    store = Store(uri)
+    run_id = store.sweep_run("t3-smoke").info.run_id
+    store.set_tags(run_id, rp.sweep_tags(table, "smoke", "epochs=1"))
+    doc = json.loads(CliRunner().invoke(
+        main, ["reproduce", "table3", "--sweep", "t3-smoke", "--tracking-uri", uri, "--format", "json"]).output)
+    dt1 = next(c for c in doc["cells"] if c["row"] == "lambda 1e-4, mu 1" and c["column"] == "dt1")
+    assert dt1["paper"] == {"mean": 16.68, "pm": 0.12} and dt1["ours"]["mean"] == 8.0 and dt1["ours"]["n"] == 2
+    assert dt1["delta"] == pytest.approx(8.0 - 16.68) and doc["overrides"] == "epochs=1"
+    claims = {c["id"]: c for c in doc["claims"]}
+    assert claims["beats-majority"]["ours"] == "pass" and claims["beats-majority"]["total"] == 12
+    assert claims["knn-dt8-dt1"]["ours"] == "fail" and claims["knn-dt8-dt1"]["held"] == 4  # DT(8) < DT(1) only
+    markdown = CliRunner().invoke(main, ["reproduce", "table3", "--sweep", "t3-smoke", "--tracking-uri", uri,
+                                         "--format", "markdown"]).output
+    assert "| lambda 1e-4, mu 64.5 | DT(1) | eval/attr/dt1_error_pct | 17.65 ± 0.33 | 8 ± 1 (n=2) | -9.65 |" in markdown
+    assert "scale: smoke (not a reproduction); overrides: epochs=1" in markdown
+    assert publish_sweep_results(store, "t3-smoke", run_id) == [
+        names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE, names.ARTIFACT_REPRODUCTION,
+        names.ARTIFACT_SWEEP_REPORT]
+    html = open(store.client.download_artifacts(run_id, names.ARTIFACT_SWEEP_REPORT)).read()
+    assert "reproducing Table 3 of Li &amp; Blair" in html and "smoke (not a reproduction)" in html
+    assert html.index("the paper&#x27;s claims") < html.index("leaderboard (")
 
 
 # --- real smoke reproductions: Ray trials logging to MLflow, read back by the leaderboard -------------------------------
