@@ -521,12 +521,6 @@ def check_claims(table: PaperTable, cells: list[Cell], scale: str) -> list[Claim
     return results
 
 
-def paper_claims(table: PaperTable) -> dict[str, str]:
-    """Each claim checked on the paper's own numbers: how the claims and the typed numbers are checked together."""
-    cells = paper_cells(table, pd.DataFrame(), "paper")
-    return {r.claim.id: r.paper for r in check_claims(table, cells, "paper")}
-
-
 def reproduction(store: Store, sweep: str | None) -> Reproduction | None:
     """The side-by-side comparison of a sweep that reproduces a table (None for any other sweep)."""
     sweep_id, board = lb.leaderboard(store, sweep)
