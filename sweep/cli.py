@@ -239,7 +239,7 @@ def show_reproduction(store: Store, sweep_id: str, table_id: str, fmt: str) -> N
 
     try:
         rep = rp.reproduction(store, sweep_id)
-    except lb.LeaderboardError as exc:
+    except (lb.LeaderboardError, rp.ReproduceError) as exc:
         fail(str(exc))
     if rep is None or rep.table.id != table_id:
         fail(f"--sweep: {sweep_id} is not a reproduction of {table_id}"
