@@ -466,21 +466,22 @@ def check_claim(claim: Claim, table: PaperTable, value) -> tuple[str, int, int, 
     missing cell are skipped. Returns (status, held, total, failures): pass, fail, or n/a when none was made."""
     rows = [r for r in table.rows if _selects(r, claim.where)]
     comparisons: list[tuple[float | None, float | None, str, str]] = []  # x, y, relation, what
-    if claim.kind == "monotone":
+    if claim.kind == "monotone":  # consecutive cells of each sequence; a missing cell is stepped over
         relation = "less" if claim.direction == "decreasing" else "greater"
+        sequences: list[list[tuple[float | None, str]]] = []
         if claim.along == "columns":
-            for r in rows:
-                for c1, c2 in zip(claim.columns, claim.columns[1:], strict=False):
-                    comparisons.append((value(r, c2), value(r, c1), relation, f"{r.label}: {c2} vs {c1}"))
+            sequences = [[(value(r, c), f"{r.label}: {c}") for c in claim.columns] for r in rows]
         else:
             groups: dict[tuple, list[Row]] = {}
             for r in rows:
                 groups.setdefault(tuple(str(r.config.params()[g]) for g in claim.group_by), []).append(r)
             for group in groups.values():
                 ordered = sorted(group, key=lambda r: r.config.params()[claim.along] or 0.0)
-                for col in claim.columns:
-                    for r1, r2 in zip(ordered, ordered[1:], strict=False):
-                        comparisons.append((value(r2, col), value(r1, col), relation, f"{col}: {r2.label} vs {r1.label}"))
+                sequences += [[(value(r, col), f"{col}: {r.label}") for r in ordered] for col in claim.columns]
+        for seq in sequences:
+            present = [(v, what) for v, what in seq if v is not None]
+            for (v1, w1), (v2, w2) in zip(present, present[1:], strict=False):
+                comparisons.append((v2, v1, relation, f"{w2} vs {w1.split(': ')[-1]}"))
     elif claim.kind == "compare_columns":
         for r in rows:
             for col in claim.columns:

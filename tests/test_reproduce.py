@@ -99,6 +99,7 @@ def test_planted_table2_claims_pass_fail_and_not_applicable():
     assert first.delta == pytest.approx(first.ours - 39.0)
     assert {k: r.ours for k, r in claims.items()} == dict.fromkeys(claims, "pass")
     assert claims["falls-with-d"].total == 4  # 5 columns, the 10000 one not measured: skipped, not failed
+    assert claims["falls-with-labels"].total == 4 * 3  # 10 -> 100 -> 1000 -> all: the missing one stepped over
 
     def bad(row, key):  # d = 8 worse than d = 2 at 100 labels
         v = good(row, key)
