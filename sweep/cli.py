@@ -168,12 +168,13 @@ def specs():
 @click.option("--data-root", default=None, help="Folder of the on-disk datasets (paper scale: mnist, celeba).")
 @click.option("--seeds", default=None, help="Comma-separated seeds, replacing the scale's (a quicker look).")
 @click.option("--epochs", type=int, default=None, help="Epochs per trial, replacing the scale's (a quicker look).")
+@click.option("--fid-samples", type=int, default=None, help="Generated images per FID sampler, replacing the scale's.")
 @click.option("--format", "fmt", default="table", help="Output format: table, markdown, json.")
 @click.option("--sweep", "sweep_id", default=None, help="Show an existing reproduction sweep (e.g. after resume).")
 @click.option("--dry-run", is_flag=True, help="Validate the table's sweep and print what would run; start nothing.")
 @click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
-def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, num_cpus, data_root, seeds, epochs, fmt,
-              sweep_id, dry_run, verbose):
+def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, num_cpus, data_root, seeds, epochs,
+              fid_samples, fmt, sweep_id, dry_run, verbose):
     """Reproduce TABLE of the papers as one sweep and print our numbers beside the paper's, with its claims checked.
 
     It is an ordinary sweep underneath (MLflow runs, `esweep resume`, `esweep leaderboard`, `esweep report`)."""
@@ -198,10 +199,14 @@ def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, nu
             seed_list = None if seeds is None else [int(x) for x in seeds.split(",") if x.strip()]
         except ValueError:
             raise rp.ReproduceError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-        spec = rp.build_spec(paper_table, scale, data_root=data_root, seeds=seed_list, epochs=epochs)
+        spec = rp.build_spec(
+            paper_table, scale, data_root=data_root, seeds=seed_list, epochs=epochs, fid_samples=fid_samples
+        )
     except rp.ReproduceError as exc:
-        fail(str(exc).replace("  seeds:", "  --seeds:").replace("  epochs:", "  --epochs:"))
-    overrides = " ".join(f"{k}={v}" for k, v in (("seeds", seeds), ("epochs", epochs)) if v is not None)
+        fail(str(exc).replace("  seeds:", "  --seeds:").replace("  epochs:", "  --epochs:")
+             .replace("  evaluation.fid_samples:", "  --fid-samples:"))
+    given = (("seeds", seeds), ("epochs", epochs), ("fid_samples", fid_samples))
+    overrides = " ".join(f"{k}={v}" for k, v in given if v is not None)
     from sweep.spec import expand
 
     click.echo(f"{paper_table.id}: {len(expand(spec))} trials on {spec.dataset}, {spec.epochs} epochs, seeds "

@@ -290,10 +290,11 @@ def _same(a: Any, b: Any) -> bool:
 
 def build_spec(
     table: PaperTable, scale: str, *, data_root: str | None = None, seeds: list[int] | None = None,
-    epochs: int | None = None,
+    epochs: int | None = None, fid_samples: int | None = None,
 ) -> SweepSpec:
     """The sweep for ``table`` at ``scale``, validated as any spec, with every row one of its configurations and every
-    column something its evaluation computes. ``seeds`` and ``epochs`` replace the scale's (a quicker look)."""
+    column something its evaluation computes. ``seeds``, ``epochs`` and ``fid_samples`` (for a table with FID)
+    replace the scale's: a quicker look."""
     check_scale(scale)
     data = spec_dict(table, scale)
     if data_root is not None:
@@ -302,6 +303,10 @@ def build_spec(
         data["seeds"] = seeds
     if epochs is not None:
         data["epochs"] = epochs
+    if fid_samples is not None:
+        if not data.get("evaluation", {}).get("fid_samples"):
+            raise ReproduceError(f"--fid-samples: table {table.id} computes no FID")
+        data["evaluation"] = {**data["evaluation"], "fid_samples": fid_samples}
     where = f"table {table.id} at {scale} scale"
     try:
         spec = parse_spec(data)

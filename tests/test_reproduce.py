@@ -165,6 +165,8 @@ def test_cli_lists_the_tables_and_rejects_bad_input_with_exit_2():
         (["reproduce", "table2", "--scale", "huge"], "--scale: unknown scale 'huge'; choose one of paper, smoke"),
         (["reproduce", "table2", "--scale", "smoke", "--epochs", "0"], "--epochs: Input should be greater than"),
         (["reproduce", "table2", "--seeds", "a,b"], "--seeds: expected comma-separated integers"),
+        (["reproduce", "table2", "--fid-samples", "8"], "--fid-samples: table table2 computes no FID"),
+        (["reproduce", "mu_fid", "--fid-samples", "-1"], "--fid-samples: Input should be greater than or equal to 0"),
         (["reproduce", "table2", "--format", "xml"], "--format: unknown format 'xml'"),
         (["reproduce"], "give a table, or --list"),
     ):
@@ -234,7 +236,7 @@ def smoke_runs(local_ray, tmp_path_factory):
     root = tmp_path_factory.mktemp("reproduce")
     return {
         "table2": _reproduce(root, "table2", "--seeds", "0,1", "--epochs", "1"),
-        "mu_fid": _reproduce(root, "mu_fid", "--seeds", "0", "--epochs", "1"),
+        "mu_fid": _reproduce(root, "mu_fid", "--seeds", "0", "--epochs", "1", "--fid-samples", "8"),
     }
 
 
