@@ -299,7 +299,8 @@ def test_reproduction_is_an_ordinary_sweep_leaderboard_and_report(smoke_runs, tm
 @pytest.mark.slow
 @pytest.mark.parametrize("table_id", sorted(ISSUE_TABLES - {"table2", "mu_fid"}))
 def test_every_other_table_smoke_reproduction_runs(local_ray, tmp_path, table_id):
-    output, uri, sweep_id = _reproduce(tmp_path, table_id, "--seeds", "0,1", "--epochs", "1")
+    fid = ["--fid-samples", "8"] if rp.build_spec(rp.get_table(table_id), "smoke").evaluation.fid_samples else []
+    output, uri, sweep_id = _reproduce(tmp_path, table_id, "--seeds", "0,1", "--epochs", "1", *fid)
     rep = rp.reproduction(Store(uri), sweep_id)
     assert rep.scale == "smoke" and any(c.ours is not None for c in rep.cells)
     assert all(r.paper == "pass" and r.ours in ("pass", "fail", "n/a") for r in rep.claims)
