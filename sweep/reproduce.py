@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evaluators import names
+from evaluators.metric_fid import is_small_sample
 from evaluators.registry import UnknownNameError
 from sweep import leaderboard as lb
 from sweep.spec import SpecError, SweepSpec, _format_validation_error, expand, parse_spec
@@ -574,15 +575,23 @@ def _as_printed(mean: Number | None, pm: Number | None) -> str:
     return f"{mean:.{decimals}f} ± {text}"
 
 
+def small_sample_fid(rep: Reproduction, metric: str) -> int | None:
+    """The generated images behind an FID cell when they are fewer than Inception's features (biased up), else None."""
+    n = (rep.spec.get("evaluation") or {}).get("fid_samples")
+    return int(n) if metric.startswith(names.EVAL_FID_PREFIX) and n and is_small_sample(int(n)) else None
+
+
 def cells_frame(rep: Reproduction) -> pd.DataFrame:
     rows = []
     for c in rep.cells:
+        small = small_sample_fid(rep, c.metric)
         if c.ours is not None:
             ours = _pm(c.ours, c.ours_ci95) + f" (n={c.ours_n})"
         else:  # the configuration did not run (or failed), or ran without giving this metric at this scale
             ours = "not run" if not c.ran else "not measured"
         delta = "-" if c.delta is None else f"{c.delta:+.3g}"
-        rows.append({"row": c.row.label, "column": c.column.label, "metric": c.metric, "paper": _as_printed(c.paper, c.paper_pm),
+        metric = c.metric if small is None else f"{c.metric} [{small} imgs: small-sample, biased up]"
+        rows.append({"row": c.row.label, "column": c.column.label, "metric": metric, "paper": _as_printed(c.paper, c.paper_pm),
                      f"ours, {rep.scale}": ours, "delta": delta})
     return pd.DataFrame(rows)
 
@@ -629,7 +638,8 @@ def to_json(rep: Reproduction) -> dict[str, Any]:
         "cells": [
             {"row": c.row.label, "config": c.row.config.params(), "column": c.column.key, "label": c.column.label,
              "metric": c.metric, "paper": {"mean": c.paper, "pm": c.paper_pm},
-             "ours": {"mean": c.ours, "ci95": c.ours_ci95, "n": c.ours_n}, "delta": c.delta}
+             "ours": {"mean": c.ours, "ci95": c.ours_ci95, "n": c.ours_n}, "delta": c.delta,
+             "small_sample": small_sample_fid(rep, c.metric) is not None}
             for c in rep.cells
         ],
         "claims": [

@@ -259,6 +259,9 @@ def test_smoke_reproduction_prints_every_paper_row_beside_ours_labelled_smoke(sm
     n_seeds = 2 if table_id == "table2" else 1
     assert {c["ours"]["n"] for c in measured} == {n_seeds}
     assert all((c["ours"]["ci95"] is not None) == (n_seeds > 1) for c in measured)
+    fid = [c for c in doc["cells"] if c["metric"].startswith(names.EVAL_FID_PREFIX)]
+    assert all(c["small_sample"] for c in fid) and (table_id == "mu_fid") == bool(fid)  # 8 images << 2048 features
+    assert (table_id == "mu_fid") == ("[8 imgs: small-sample, biased up]" in output)
     assert {c["id"] for c in doc["claims"]} == {c.id for c in table.claims}
     for claim in doc["claims"]:
         assert claim["paper"] == "pass" and claim["ours"] in ("pass", "fail", "n/a")
