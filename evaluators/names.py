@@ -199,3 +199,11 @@ ARTIFACT_SWEEP_REPORT = "report/report.html"
 ARTIFACT_LEADERBOARD_TABLE = "leaderboard.json"
 ARTIFACT_LEADERBOARD_CSV = "leaderboard.csv"
 T_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own list of a run's table artifacts, as log_table keeps it
+
+# --- the papers' tables as sweeps (issue 13, `esweep reproduce`) ---------------------------------------------------
+# tags of a sweep run that reproduces a paper table: which table, at which scale ("paper" or "smoke"), and the
+# command-line overrides (seeds, epochs) it ran with, if any; the side-by-side comparison, refreshed with the report
+T_REPRODUCE_TABLE = "esweep.reproduce.table"
+T_REPRODUCE_SCALE = "esweep.reproduce.scale"
+T_REPRODUCE_OVERRIDES = "esweep.reproduce.overrides"
+ARTIFACT_REPRODUCTION = "reproduce/side_by_side.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+import yaml
 from rich.console import Console
 
 from evaluators import names
@@ -150,6 +151,105 @@ def specs():
     for name, text in sorted(builtin_specs().items()):
         first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
         click.echo(f"{name:16s} {first}")
+
+
+@main.command()
+@click.argument("table", required=False)
+@click.option("--list", "list_tables", is_flag=True, help="List the papers' tables that can be reproduced.")
+@click.option(
+    "--scale", default="paper", show_default=True,
+    help="paper: the paper's protocol on its real dataset (data_root), for a GPU cluster; smoke: the same grid on "
+    "embedded data (mnist5k, digits) for a few epochs, a laptop-sized check that is not a reproduction.",
+)
+@tracking_option
+@click.option("--storage-path", default=None, help="Ray results and checkpoints folder (default ./esweep-results).")
+@click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
+@click.option("--data-root", default=None, help="Folder of the on-disk datasets (paper scale: mnist, celeba).")
+@click.option("--seeds", default=None, help="Comma-separated seeds, replacing the scale's (a quicker look).")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial, replacing the scale's (a quicker look).")
+@click.option("--fid-samples", type=int, default=None, help="Generated images per FID sampler, replacing the scale's.")
+@click.option("--format", "fmt", default="table", help="Output format: table, markdown, json.")
+@click.option("--sweep", "sweep_id", default=None, help="Show an existing reproduction sweep (e.g. after resume).")
+@click.option("--dry-run", is_flag=True, help="Validate the table's sweep and print what would run; start nothing.")
+@click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, num_cpus, data_root, seeds, epochs,
+              fid_samples, fmt, sweep_id, dry_run, verbose):
+    """Reproduce TABLE of the papers as one sweep and print our numbers beside the paper's, with its claims checked.
+
+    It is an ordinary sweep underneath (MLflow runs, `esweep resume`, `esweep leaderboard`, `esweep report`)."""
+    from sweep import reproduce as rp
+
+    try:
+        if list_tables:
+            for row in rp.list_frame().to_dict("records"):
+                click.echo(f"{row['table']:10s} {row['source']:14s} {row['rows']:2d} rows | paper: {row['paper']} | "
+                           f"smoke: {row['smoke']}\n{'':10s} {row['title']}")
+            return
+        if not table:
+            fail(f"TABLE: give a table, or --list; tables: {', '.join(rp.load_tables())}")
+        paper_table = rp.get_table(table)
+        rp.check_scale(scale)
+        if fmt not in rp.FORMATS:
+            raise rp.ReproduceError(f"--format: unknown format {fmt!r}; choose one of {', '.join(rp.FORMATS)}")
+        if sweep_id:
+            show_reproduction(Store(resolve_tracking_uri(tracking_uri)), sweep_id, paper_table.id, fmt)
+            return
+        try:
+            seed_list = None if seeds is None else [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise rp.ReproduceError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+        spec = rp.build_spec(
+            paper_table, scale, data_root=data_root, seeds=seed_list, epochs=epochs, fid_samples=fid_samples
+        )
+    except rp.ReproduceError as exc:
+        fail(str(exc).replace("  seeds:", "  --seeds:").replace("  epochs:", "  --epochs:")
+             .replace("  evaluation.fid_samples:", "  --fid-samples:"))
+    given = (("seeds", seeds), ("epochs", epochs), ("fid_samples", fid_samples))
+    overrides = " ".join(f"{k}={v}" for k, v in given if v is not None)
+    from sweep.spec import expand
+
+    click.echo(f"{paper_table.id}: {len(expand(spec))} trials on {spec.dataset}, {spec.epochs} epochs, seeds "
+               f"{spec.seeds}: {rp.SCALE_LABELS[scale]}" + (f" (overrides: {overrides})" if overrides else ""))
+    if dry_run:
+        click.echo(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False).rstrip())
+        return
+    if address is None and spec.resources.gpu > 0:
+        import torch
+
+        if torch.cuda.device_count() < spec.resources.gpu:
+            fail(f"--scale {scale}: each trial asks for {spec.resources.gpu:g} GPU and this machine has "
+                 f"{torch.cuda.device_count()}; run it on a GPU cluster (--address), or use --scale smoke")
+    from sweep.cluster import ClusterConfigError
+    from sweep.orchestrate import run_sweep
+
+    console = Console()
+    try:
+        outcome = run_sweep(
+            spec, tracking_uri=tracking_uri, storage_path=storage_path, address=address, verbose=verbose,
+            console=console, num_cpus=num_cpus, tags=rp.sweep_tags(paper_table, scale, overrides),
+        )
+    except ClusterConfigError as exc:
+        fail(str(exc))
+    console.print(f"\nsweep {outcome.sweep_id} finished in {outcome.wall_time_s:.0f} s; side by side, from MLflow:\n")
+    show_reproduction(Store(outcome.tracking_uri), outcome.sweep_id, paper_table.id, fmt)
+    if outcome.n_failed:
+        console.print(f"\n[red]{outcome.n_failed} trial(s) failed[/red]: " + "; ".join(
+            f"{k}: {v}" for k, v in outcome.errors.items()))
+    sys.exit(EXIT_TRIALS_FAILED if outcome.n_failed == len(outcome.statuses) else 0)
+
+
+def show_reproduction(store: Store, sweep_id: str, table_id: str, fmt: str) -> None:
+    from sweep import reproduce as rp
+
+    try:
+        rep = rp.reproduction(store, sweep_id)
+    except (lb.LeaderboardError, rp.ReproduceError) as exc:
+        fail(str(exc))
+    if rep is None or rep.table.id != table_id:
+        fail(f"--sweep: {sweep_id} is not a reproduction of {table_id}"
+             + (f" (it reproduces {rep.table.id})" if rep is not None else ""))
+    click.echo(rp.render(rep, fmt))
 
 
 @main.command()
@@ -341,3 +441,7 @@ def cleanup(sweep, tracking_uri, stale_after):
         stale_after = DEFAULT_STALE_AFTER_S if run.info.status == "RUNNING" else 0.0
     closed = close_orphans(store, run.data.tags[names.T_SWEEP_ID], stale_after)
     click.echo(f"closed {len(closed)} orphaned run(s)" + "".join(f"\n  {k}" for k in closed))
+
+
+if __name__ == "__main__":  # python -m sweep.cli, as the installed `esweep` script
+    main()

@@ -267,7 +267,9 @@ def run_sweep(
     verbose: bool = False,
     console: Console | None = None,
     num_cpus: int | None = None,
+    tags: dict[str, str] | None = None,
 ) -> SweepOutcome:
+    """Run ``spec`` on Ray, logging to MLflow; ``tags`` go on the sweep run (e.g. the paper table it reproduces)."""
     console = console or Console()
     t0 = time.monotonic()
     trials = expand(spec)
@@ -283,7 +285,7 @@ def run_sweep(
         experiment_id,
         sweep_id,
         {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(n_trials), "spec_digest": spec_digest(spec)},
-        {STORAGE_TAG: storage, names.T_DESCRIPTION: sweep_description(spec, sweep_id, n_trials)},
+        {STORAGE_TAG: storage, names.T_DESCRIPTION: sweep_description(spec, sweep_id, n_trials), **(tags or {})},
     )
     store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     packs = "" if spec.pack == 1 else f" in {len(pack_trials(trials, spec.pack))} Tune trials"

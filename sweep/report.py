@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import traceback
 from pathlib import Path
+
+import pandas as pd
 
 from evaluators import names
 from evaluators.report import write_html_report
 from sweep import leaderboard as lb
 from sweep.aggregate import trial_frame
+from sweep.reproduce import ReproduceError, Reproduction, report_tables, reproduction, to_json
 from sweep.tracking import Store
 
 TRIAL_PLOTS = (
@@ -55,7 +59,22 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
         if len(failed):
             tables.append(("trials that did not finish", failed))
-    return sweep_id, write_html_report(path, f"esweep report: {sweep_id}", tables, images)
+    title = f"esweep report: {sweep_id}"
+    rep, why = _reproduction(store, sweep_id)
+    if rep is not None:
+        tables = report_tables(rep) + tables
+        title += f", reproducing {rep.table.source.table} of {rep.table.paper} ({rep.label})"
+    elif why:
+        tables.insert(0, ("paper table not shown", pd.DataFrame({"reason": [why]})))
+    return sweep_id, write_html_report(path, title, tables, images)
+
+
+def _reproduction(store: Store, sweep_id: str) -> tuple[Reproduction | None, str]:
+    """The sweep's side-by-side with its paper table, if it reproduces one; else None, and why where it should."""
+    try:
+        return reproduction(store, sweep_id), ""
+    except ReproduceError as exc:  # e.g. a table this version no longer registers
+        return None, str(exc)
 
 
 def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]:
@@ -66,8 +85,8 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
 
     def attempt(artifacts: tuple[str, ...], write) -> None:
         try:
-            write()
-            written.extend(artifacts)
+            if write() is not False:
+                written.extend(artifacts)
         except Exception as exc:
             print(f"esweep: {', '.join(artifacts)} not written to the sweep run ({type(exc).__name__}: {exc})")
             traceback.print_exc(limit=3)
@@ -82,6 +101,16 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
             _, path = build_report(store, sweep_id, Path(tmp) / Path(names.ARTIFACT_SWEEP_REPORT).name)
             store.log_artifact_bytes(run_id, names.ARTIFACT_SWEEP_REPORT, path.read_bytes())
 
+    def reproduction_artifact() -> bool:
+        rep, why = _reproduction(store, sweep_id)
+        if why:
+            raise ReproduceError(why)
+        if rep is None:
+            return False  # not a reproduction: nothing to write
+        store.log_artifact_bytes(run_id, names.ARTIFACT_REPRODUCTION, json.dumps(to_json(rep), indent=1).encode())
+        return True
+
     attempt((names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE), leaderboard_artifacts)
+    attempt((names.ARTIFACT_REPRODUCTION,), reproduction_artifact)
     attempt((names.ARTIFACT_SWEEP_REPORT,), report_artifact)
     return written

@@ -133,3 +133,13 @@ def test_digits_offline_and_deterministic():
     assert torch.bincount(a.test_y).tolist() == pytest.approx([36] * 10, abs=1)  # stratified
     spec = datasets.DATASETS.get("digits")
     assert spec.default_arch == "mlp-small" and not spec.needs_data_root
+
+
+def test_digits_attributes_are_binary_functions_of_the_digit():
+    plain, attrs = datasets.load("digits"), datasets.load("digits-attributes")
+    assert torch.equal(plain.train_x, attrs.train_x) and torch.equal(plain.test_x, attrs.test_x)
+    y, a = plain.train_y, attrs.train_y
+    assert a.shape == (len(y), 12) and a.dtype == torch.int64 and set(a.unique().tolist()) == {0, 1}
+    assert torch.equal(a[:, :10].argmax(dim=1), y) and (a[:, :10].sum(dim=1) == 1).all()
+    assert torch.equal(a[:, 10], (y % 2 == 0).long()) and torch.equal(a[:, 11], (y > 4).long())
+    assert attrs.label_names[-2:] == ("even", "above_4") and not datasets.DATASETS.get("digits-attributes").needs_data_root

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("sweep.leaderboard", "sweep.analysis"),
         ("sweep.aggregate", "sweep.compare", "sweep.report", "sweep.ui"),
         ("sweep.compare", "sweep.cli"),
+        ("sweep.reproduce", "sweep.report"),
+        ("sweep.report", "sweep.reproduce", "sweep.cli"),
     ],
 )
 def test_modules_import_in_either_order_in_a_fresh_interpreter(modules):

@@ -41,3 +41,28 @@ register(
         needs_data_root=False,
     )
 )
+
+ATTRIBUTES = (*(f"is_{k}" for k in range(10)), "even", "above_4")
+
+
+def load_digits_attributes(root: Path, download: bool) -> ImageData:
+    """The same images and split, labelled with binary attributes of the digit instead of the class, so that
+    attribute classifiers (Li & Blair Table 3, CelebA's 40 attributes) can be exercised offline."""
+    data = load_digits(root, download)
+
+    def attributes(y: torch.Tensor) -> torch.Tensor:
+        one_hot = torch.nn.functional.one_hot(y, 10)
+        return torch.cat([one_hot, (y % 2 == 0)[:, None], (y > 4)[:, None]], dim=1).to(torch.int64)
+
+    return ImageData(data.train_x, attributes(data.train_y), data.test_x, attributes(data.test_y), ATTRIBUTES)
+
+
+register(
+    DatasetSpec(
+        "digits-attributes",
+        load_digits_attributes,
+        "mlp-small",
+        "scikit-learn's digits (offline), labelled with 12 binary attributes (is_0 .. is_9, even, above_4)",
+        needs_data_root=False,
+    )
+)
