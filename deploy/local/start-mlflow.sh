@@ -36,6 +36,9 @@ default_permission = NO_PERMISSIONS
 database_uri = sqlite:///$STATE/mlflow-auth.db
 admin_username = $MLFLOW_TRACKING_USERNAME
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# a verified password is remembered for a minute instead of hashed again (scrypt, ~0.1 s of CPU) on every request;
+# with one worker a password changed over the API takes effect at once
+auth_cache_ttl_seconds = 60
 INI
 
 # CSRF key for the auth app's forms: from the environment, else generated once and kept private here.

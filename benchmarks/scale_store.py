@@ -1,0 +1,271 @@
+"""Scale: a 10,000-trial sweep's runs in one MLflow store, and how long `esweep leaderboard`, the configuration
+aggregation and `esweep report` take on it: in a sqlite file, and behind a real `mlflow server` on PostgreSQL.
+
+The store is filled as a sweep leaves it, with synthetic metrics and no training: the grid comes from a real spec
+(sweep.spec.expand), every run has the params, tags and description the driver and the trials write, each trial
+run its final metrics (eval/*, train/*) at its last epoch, 1% of trials FAILED. Configuration runs are created by
+the driver's rules and summarised by the real aggregation (sweep.aggregate.refresh_sweep), which is timed. The
+leaderboard and the report are timed as a user runs them: `esweep ...` in a new process, interpreter start
+included. The server is deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres (basic auth, one worker,
+a private PostgreSQL cluster), the deployment README describes; runs reach it over HTTP from a pool of threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+
+from benchmarks.common import base_parser, header
+from evaluators import names
+from sweep.aggregate import refresh_sweep
+from sweep.leaderboard import config_frame
+from sweep.spec import expand, parse_spec
+from sweep.tracking import Store, with_retry
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "deploy" / "local"
+BACKENDS = ("sqlite", "server-postgres")
+TARGET_LEADERBOARD_S = 10.0  # issue 12: a 10,000-trial leaderboard from the server within 10 s
+# lambda takers: every one of them contributes lambdas x 2 latent dims configurations
+METHODS = ("eae", "vae", "wae-mmd", "rae-l2", "entropic")
+LATENT_DIMS = (8, 16)
+SAMPLERS = ("standard", "matched")
+FAIL_EVERY = 100  # one trial in a hundred FAILED, with a reason
+FIGURE_PREFIX = "FIGURE"
+
+
+def grid(n_trials: int, n_seeds: int):
+    """The first ``n_trials`` trials of a grid spec with ``n_seeds`` seeds per configuration."""
+    per_lambda = len(METHODS) * len(LATENT_DIMS) * n_seeds
+    n_lambdas = math.ceil(n_trials / per_lambda)
+    spec = parse_spec({
+        "name": "scale", "dataset": "mnist5k", "methods": list(METHODS), "latent_dims": list(LATENT_DIMS),
+        "lambdas": [float(f"{v:.6g}") for v in np.geomspace(1e-3, 1e2, n_lambdas)], "seeds": list(range(n_seeds)),
+        "epochs": 20, "evaluation": {"fid_samples": 1000, "samplers": list(SAMPLERS)},
+    })
+    trials = expand(spec)[:n_trials]
+    return spec, trials
+
+
+def final_metrics(rng: np.random.Generator, epochs: int) -> list[Metric]:
+    """A finished trial's latest values: what log_final and the per-epoch series leave as latest metrics."""
+    ts = int(time.time() * 1000)
+    values = {
+        names.EVAL_ECCENTRICITY: rng.uniform(0.05, 0.6),
+        names.EVAL_RECON_MSE: rng.uniform(0.01, 0.08),
+        names.EVAL_TRACE: rng.uniform(2, 20),
+        names.EVAL_WALL_TIME: rng.uniform(20, 60),
+        names.TRAIN_LOSS: rng.uniform(0.01, 0.1),
+        names.TRAIN_RECON: rng.uniform(0.01, 0.08),
+        names.TRAIN_REG: rng.uniform(0, 1),
+        names.TRAIN_CONVERGED: float(rng.random() < 0.9),
+        names.TRAIN_REL_IMPROVEMENT_TAIL: rng.uniform(0, 0.02),
+        "epoch": float(epochs),
+        **{names.eval_knn_error(n): rng.uniform(5, 40) for n in (100, 1000, "all")},
+    }
+    for sampler in SAMPLERS:
+        values[names.eval_fid(sampler)] = rng.uniform(20, 120)
+        values[names.eval_kid(sampler)] = rng.uniform(0.01, 0.1)
+        values[names.eval_kid_std(sampler)] = rng.uniform(0.001, 0.01)
+        values[names.eval_fid_n(sampler)] = 1000.0
+    return [Metric(k, float(v), ts, epochs) for k, v in values.items()]
+
+
+def fill(store: Store, n_trials: int, n_seeds: int, threads: int) -> tuple[str, int, int]:
+    """A finished sweep's runs: sweep run, configuration runs (RUNNING until aggregated), trial runs. Returns
+    (sweep id, configurations, trials). Trial runs are created as find_or_create_trial_run creates them, minus the
+    search a retried trial makes to find its run again."""
+    from sweep.trainable import config_description, config_run_params, trial_description, trial_params
+
+    spec, trials = grid(n_trials, n_seeds)
+    experiment_id = store.experiment_id()
+    sweep_id = f"scale-{n_trials}-{secrets.token_hex(3)}"
+    parent = store.create_sweep_run(experiment_id, sweep_id, {"spec_name": spec.name, "n_trials": str(n_trials)},
+                                    {names.T_DESCRIPTION: f"Synthetic {n_trials}-trial sweep (benchmarks.scale_store)."})
+    ctx = {"evaluation": spec.evaluation.model_dump(mode="json")}
+    provenance = store.provenance()
+    by_config: dict[str, list] = {}
+    for t in trials:
+        by_config.setdefault(t.config_key, []).append(t)
+
+    def create(run_name: str, tags: dict[str, str]) -> str:
+        run = with_retry(lambda: store.client.create_run(experiment_id, run_name=run_name, tags=tags))
+        return run.info.run_id
+
+    def config_run(key: str) -> tuple[str, str]:
+        first = by_config[key][0]
+        run_id = create(f"{first.train.dataset}__{key}", {
+            names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_CONFIG, names.T_CONFIG_KEY: key,
+            names.T_DESCRIPTION: config_description(first.train, len(by_config[key])),
+            "mlflow.parentRunId": parent, **provenance,
+        })
+        store.log_params(run_id, config_run_params(first.train, ctx))
+        return key, run_id
+
+    with ThreadPoolExecutor(threads) as pool:
+        config_runs = dict(pool.map(config_run, by_config))
+
+        def trial_run(index: int) -> None:
+            t = trials[index]
+            run_id = create(f"{t.train.dataset}__{t.key}", {
+                names.T_SWEEP_ID: sweep_id, names.T_TRIAL_KEY: t.key, names.T_ROLE: names.ROLE_TRIAL,
+                names.T_CONFIG_KEY: t.config_key, names.T_TRIAL_ID: f"{index:05d}",
+                names.T_DESCRIPTION: trial_description(t.train, t.config_key),
+                "mlflow.parentRunId": config_runs[t.config_key], **provenance,
+            })
+            params = [Param(k, v) for k, v in trial_params(t.train).items()]
+            if index % FAIL_EVERY == FAIL_EVERY - 1:
+                tags = [RunTag(names.T_FAILURE, "diverged: loss became nan (synthetic)"), RunTag(names.T_STATUS, "failed")]
+                with_retry(lambda: store.client.log_batch(run_id, params=params, tags=tags))
+                with_retry(lambda: store.client.set_terminated(run_id, "FAILED"))
+                return
+            metrics = final_metrics(np.random.default_rng(index), t.train.epochs)
+            with_retry(lambda: store.client.log_batch(run_id, metrics=metrics, params=params))
+            with_retry(lambda: store.client.set_terminated(run_id, "FINISHED"))
+
+        list(pool.map(trial_run, range(len(trials))))
+    store.finish(parent)
+    return sweep_id, len(by_config), len(trials)
+
+
+def free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+class PostgresServer:
+    """deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres in a temporary state folder."""
+
+    def __init__(self) -> None:
+        self.state = tempfile.mkdtemp(prefix="esweep-scale-", dir="/tmp")  # postgres (another user) must reach it
+        os.chmod(self.state, 0o755)
+        mlflow_port, pg_port = free_ports(2)
+        self.uri = f"http://127.0.0.1:{mlflow_port}"
+        self.env = {
+            **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ESWEEP_LOCAL_DIR": self.state, "ESWEEP_MLFLOW_PORT": str(mlflow_port), "ESWEEP_PG_PORT": str(pg_port),
+            "ESWEEP_MLFLOW_BACKEND": "postgres", "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16),
+        }
+
+    def __enter__(self) -> PostgresServer:
+        subprocess.run(["bash", str(LOCAL / "start-mlflow.sh")], env=self.env, check=True, timeout=300)
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):  # this process and the CLIs it starts
+            os.environ[key] = self.env[key]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["bash", str(LOCAL / "stop-mlflow.sh")], env=self.env, timeout=180, check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def esweep(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    """`esweep ARGS` in a new process, as a user runs it; (wall seconds, result)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", "from sweep.cli import main; main()", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"esweep {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return wall, proc
+
+
+def figure(backend: str, what: str, seconds: float, extra: str = "") -> None:
+    print(f"{FIGURE_PREFIX} scale_store {backend} {what}: {seconds:.1f} s{extra}", flush=True)
+
+
+def measure(backend: str, uri: str, n_trials: int, n_seeds: int, threads: int, rounds: int, folder: Path) -> dict:
+    store = Store(uri)
+    t0 = time.perf_counter()
+    sweep_id, n_configs, n_runs = fill(store, n_trials, n_seeds, threads)
+    out = {"fill": time.perf_counter() - t0}
+    figure(backend, "fill", out["fill"], f" ({n_runs} trial runs + {n_configs} configuration runs, "
+                                         f"{(n_runs + n_configs) / out['fill']:.0f} runs/s, {threads} thread(s))")
+    t0 = time.perf_counter()
+    refresh_sweep(store, sweep_id, finish=True)
+    out["aggregation"] = time.perf_counter() - t0
+    figure(backend, "aggregation", out["aggregation"], f" ({n_configs} configurations from {n_runs} trial runs)")
+
+    t0 = time.perf_counter()  # the leaderboard's parts, in this process: the read, then the table
+    runs = store.config_runs(sweep_id)
+    out["read_configs"] = time.perf_counter() - t0
+    board = config_frame(store, sweep_id)
+    assert len(runs) == len(board) == n_configs, (len(runs), len(board), n_configs)
+    out["board_in_process"] = time.perf_counter() - t0
+    figure(backend, "leaderboard in-process", out["board_in_process"],
+           f" (search of the configuration runs {out['read_configs']:.1f} s)")
+
+    walls = []
+    for _ in range(rounds):
+        wall, proc = esweep("leaderboard", sweep_id, "--tracking-uri", uri)
+        walls.append(wall)
+    rows = len(proc.stdout.splitlines())
+    out["leaderboard"] = float(np.median(walls))
+    figure(backend, "esweep leaderboard", out["leaderboard"],
+           f" (median of {rounds}: {', '.join(f'{w:.1f}' for w in walls)}; {rows} lines printed)")
+    wall, proc = esweep("report", sweep_id, "--tracking-uri", uri, "-o", str(folder / f"{backend}.html"))
+    out["report"] = wall
+    size = (folder / f"{backend}.html").stat().st_size
+    figure(backend, "esweep report", wall, f" ({size / 1e6:.1f} MB of HTML)")
+    out.update(configs=n_configs, trials=n_runs)
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    p = base_parser(__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=None, help="trial runs in the sweep (default 10000, smoke 50)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default 2: trials / 2 rows)")
+    p.add_argument("--backend", action="append", choices=BACKENDS,
+                   help="sqlite, server-postgres (repeatable; default both, smoke sqlite)")
+    p.add_argument("--threads", type=int, default=8, help="threads writing to the server (sqlite: one writer)")
+    args = p.parse_args(argv)
+    header("scale: a 10,000-trial sweep's store, leaderboard, aggregation and report",
+           "benchmarks.scale_store", argv)
+    n_trials = args.trials or (50 if args.smoke else 10_000)
+    rounds = args.rounds or (1 if args.smoke else 3)
+    backends = args.backend or (["sqlite"] if args.smoke else list(BACKENDS))
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            folder = Path(tmp) / backend
+            folder.mkdir()
+            if backend == "sqlite":
+                results[backend] = measure(backend, f"sqlite:///{folder / 'mlflow.db'}", n_trials, args.seeds, 1,
+                                           rounds, folder)
+                continue
+            with PostgresServer() as server:
+                results[backend] = measure(backend, server.uri, n_trials, args.seeds, args.threads, rounds, folder)
+    print("\n| backend | trials / configurations | fill | aggregation | esweep leaderboard | esweep report |")
+    print("|---|---|---|---|---|---|")
+    for backend, r in results.items():
+        print(f"| {backend} | {r['trials']:,} / {r['configs']:,} | {r['fill']:.0f} s | {r['aggregation']:.1f} s | "
+              f"{r['leaderboard']:.1f} s | {r['report']:.1f} s |")
+    if "server-postgres" in results:
+        s = results["server-postgres"]["leaderboard"]
+        met = s <= TARGET_LEADERBOARD_S
+        print(f"target: a {n_trials:,}-trial leaderboard from the server in <= {TARGET_LEADERBOARD_S:.0f} s: "
+              f"{s:.1f} s, {'met' if met else 'NOT met'}")
+    return []
+
+
+if __name__ == "__main__":
+    main()
