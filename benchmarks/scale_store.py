@@ -154,16 +154,25 @@ def free_ports(n: int) -> list[int]:
 class PostgresServer:
     """deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres in a temporary state folder."""
 
-    def __init__(self) -> None:
-        self.state = tempfile.mkdtemp(prefix="esweep-scale-", dir="/tmp")  # postgres (another user) must reach it
+    def __init__(self, state: Path | None = None) -> None:
+        """``state``: a folder kept afterwards (its PostgreSQL cluster is reused when there), else a temporary one."""
+        self.keep = state is not None
+        if state is not None:
+            state.mkdir(parents=True, exist_ok=True)
+        # postgres (another user) must reach it
+        self.state = str(state.resolve()) if state else tempfile.mkdtemp(prefix="esweep-scale-", dir="/tmp")
         os.chmod(self.state, 0o755)
+        password_file = Path(self.state) / "benchmark-password"  # a kept store's admin keeps its password
+        if not password_file.exists():
+            password_file.touch(0o600)
+            password_file.write_text(secrets.token_urlsafe(16))
         mlflow_port, pg_port = free_ports(2)
         self.uri = f"http://127.0.0.1:{mlflow_port}"
         self.env = {
             **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ESWEEP_LOCAL_DIR": self.state, "ESWEEP_MLFLOW_PORT": str(mlflow_port), "ESWEEP_PG_PORT": str(pg_port),
             "ESWEEP_MLFLOW_BACKEND": "postgres", "MLFLOW_TRACKING_USERNAME": "admin",
-            "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16),
+            "MLFLOW_TRACKING_PASSWORD": password_file.read_text(),
         }
 
     def __enter__(self) -> PostgresServer:
@@ -174,7 +183,8 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         subprocess.run(["bash", str(LOCAL / "stop-mlflow.sh")], env=self.env, timeout=180, check=False)
-        shutil.rmtree(self.state, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.state, ignore_errors=True)
 
 
 def esweep(*args: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -193,17 +203,26 @@ def figure(backend: str, what: str, seconds: float, extra: str = "") -> None:
     print(f"{FIGURE_PREFIX} scale_store {backend} {what}: {seconds:.1f} s{extra}", flush=True)
 
 
-def measure(backend: str, uri: str, n_trials: int, n_seeds: int, threads: int, rounds: int, folder: Path) -> dict:
+def measure(backend: str, uri: str, args, folder: Path, sweep_id: str | None = None) -> dict:
+    """Fill and aggregate a new sweep (or take ``sweep_id``, already there), then time what reads it."""
     store = Store(uri)
-    t0 = time.perf_counter()
-    sweep_id, n_configs, n_runs = fill(store, n_trials, n_seeds, threads)
-    out = {"fill": time.perf_counter() - t0}
-    figure(backend, "fill", out["fill"], f" ({n_runs} trial runs + {n_configs} configuration runs, "
-                                         f"{(n_runs + n_configs) / out['fill']:.0f} runs/s, {threads} thread(s))")
-    t0 = time.perf_counter()
-    refresh_sweep(store, sweep_id, finish=True)
-    out["aggregation"] = time.perf_counter() - t0
-    figure(backend, "aggregation", out["aggregation"], f" ({n_configs} configurations from {n_runs} trial runs)")
+    out = {"fill": math.nan, "aggregation": math.nan}
+    if sweep_id is None:
+        threads = 1 if backend == "sqlite" else args.threads  # sqlite has one writer at a time
+        t0 = time.perf_counter()
+        sweep_id, n_configs, n_runs = fill(store, args.trials, args.seeds, threads)
+        out["fill"] = time.perf_counter() - t0
+        figure(backend, "fill", out["fill"], f" ({n_runs} trial runs + {n_configs} configuration runs, "
+                                             f"{(n_runs + n_configs) / out['fill']:.0f} runs/s, {threads} thread(s))")
+        t0 = time.perf_counter()
+        refresh_sweep(store, sweep_id, finish=True)
+        out["aggregation"] = time.perf_counter() - t0
+        figure(backend, "aggregation", out["aggregation"], f" ({n_configs} configurations from {n_runs} trial runs)")
+    else:
+        n_runs = len(store.trial_runs(sweep_id))
+        n_configs = len(store.config_runs(sweep_id))
+    print(f"sweep {sweep_id} in {uri}: {n_runs} trial runs, {n_configs} configuration runs", flush=True)
+    rounds = args.rounds
 
     t0 = time.perf_counter()  # the leaderboard's parts, in this process: the read, then the table
     runs = store.config_runs(sweep_id)
@@ -226,7 +245,7 @@ def measure(backend: str, uri: str, n_trials: int, n_seeds: int, threads: int, r
     out["report"] = wall
     size = (folder / f"{backend}.html").stat().st_size
     figure(backend, "esweep report", wall, f" ({size / 1e6:.1f} MB of HTML)")
-    out.update(configs=n_configs, trials=n_runs)
+    out.update(configs=n_configs, trials=n_runs, sweep=sweep_id)
     return out
 
 
@@ -237,33 +256,41 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--backend", action="append", choices=BACKENDS,
                    help="sqlite, server-postgres (repeatable; default both, smoke sqlite)")
     p.add_argument("--threads", type=int, default=8, help="threads writing to the server (sqlite: one writer)")
+    p.add_argument("--store-dir", type=Path, default=None,
+                   help="keep the stores here (BACKEND/ below it) instead of a temporary folder, to time them again")
+    p.add_argument("--sweep", default=None, help="time this sweep, already in --store-dir, instead of filling one")
     args = p.parse_args(argv)
     header("scale: a 10,000-trial sweep's store, leaderboard, aggregation and report",
            "benchmarks.scale_store", argv)
-    n_trials = args.trials or (50 if args.smoke else 10_000)
-    rounds = args.rounds or (1 if args.smoke else 3)
+    if args.sweep and (not args.store_dir or not args.backend or len(args.backend) != 1):
+        p.error("--sweep needs --store-dir (the folder it was filled in) and one --backend")
+    args.trials = args.trials or (50 if args.smoke else 10_000)
+    args.rounds = args.rounds or (1 if args.smoke else 3)
     backends = args.backend or (["sqlite"] if args.smoke else list(BACKENDS))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
-            folder = Path(tmp) / backend
-            folder.mkdir()
+            folder = (args.store_dir or Path(tmp)) / backend
+            folder.mkdir(parents=True, exist_ok=True)
             if backend == "sqlite":
-                results[backend] = measure(backend, f"sqlite:///{folder / 'mlflow.db'}", n_trials, args.seeds, 1,
-                                           rounds, folder)
+                results[backend] = measure(backend, f"sqlite:///{folder.resolve() / 'mlflow.db'}", args, folder, args.sweep)
                 continue
-            with PostgresServer() as server:
-                results[backend] = measure(backend, server.uri, n_trials, args.seeds, args.threads, rounds, folder)
+            with PostgresServer(folder / "server" if args.store_dir else None) as server:
+                results[backend] = measure(backend, server.uri, args, folder, args.sweep)
     print("\n| backend | trials / configurations | fill | aggregation | esweep leaderboard | esweep report |")
     print("|---|---|---|---|---|---|")
     for backend, r in results.items():
         print(f"| {backend} | {r['trials']:,} / {r['configs']:,} | {r['fill']:.0f} s | {r['aggregation']:.1f} s | "
               f"{r['leaderboard']:.1f} s | {r['report']:.1f} s |")
     if "server-postgres" in results:
-        s = results["server-postgres"]["leaderboard"]
-        met = s <= TARGET_LEADERBOARD_S
-        print(f"target: a {n_trials:,}-trial leaderboard from the server in <= {TARGET_LEADERBOARD_S:.0f} s: "
-              f"{s:.1f} s, {'met' if met else 'NOT met'}")
+        r = results["server-postgres"]
+        met = r["leaderboard"] <= TARGET_LEADERBOARD_S
+        print(f"target: a {r['trials']:,}-trial leaderboard from the server in <= {TARGET_LEADERBOARD_S:.0f} s: "
+              f"{r['leaderboard']:.1f} s, {'met' if met else 'NOT met'}")
+    if args.store_dir:
+        for backend, r in results.items():
+            print(f"time {backend} again: python -m benchmarks.scale_store --store-dir {args.store_dir} "
+                  f"--backend {backend} --sweep {r['sweep']}")
     return []
 
 
