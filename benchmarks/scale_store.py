@@ -21,18 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
 from pathlib import Path
 
 import numpy as np
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric
 
 from benchmarks.common import base_parser, header
 from evaluators import names
 from sweep.aggregate import refresh_sweep
 from sweep.leaderboard import config_frame
 from sweep.spec import expand, parse_spec
-from sweep.tracking import Store, with_retry
+from sweep.tracking import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "deploy" / "local"
@@ -83,10 +83,44 @@ def final_metrics(rng: np.random.Generator, epochs: int) -> list[Metric]:
     return [Metric(k, float(v), ts, epochs) for k, v in values.items()]
 
 
-def fill(store: Store, n_trials: int, n_seeds: int, threads: int) -> tuple[str, int, int]:
-    """A finished sweep's runs: sweep run, configuration runs (RUNNING until aggregated), trial runs. Returns
-    (sweep id, configurations, trials). Trial runs are created as find_or_create_trial_run creates them, minus the
-    search a retried trial makes to find its run again."""
+def bulk_insert(db_uri: str, experiment_id: str, runs: list[dict]) -> None:
+    """Runs written into the store's database in bulk, through MLflow's own table models (what its SQLAlchemy store
+    writes for create_run, log_batch and set_terminated, latest_metrics included), a thousand runs per transaction.
+    Through the API the fill would take longer than everything it is there to time (~20 runs/s on this machine)."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+    from sqlalchemy import insert
+
+    sql = SqlAlchemyStore(db_uri, None)
+    location = sql.get_experiment(experiment_id).artifact_location.rstrip("/")
+    for i in range(0, len(runs), 1000):
+        chunk = runs[i : i + 1000]
+        rows: dict[type, list[dict]] = {SqlRun: [], SqlTag: [], SqlParam: [], SqlMetric: [], SqlLatestMetric: []}
+        for r in chunk:
+            rows[SqlRun].append({
+                "run_uuid": r["run_id"], "name": r["name"], "experiment_id": int(experiment_id), "user_id": "esweep",
+                "status": r["status"], "start_time": r["start"], "end_time": r["end"], "deleted_time": None,
+                "source_type": "UNKNOWN", "source_name": "", "entry_point_name": "", "source_version": "",
+                "lifecycle_stage": "active", "artifact_uri": f"{location}/{r['run_id']}/artifacts",
+            })
+            tags = {**r["tags"], MLFLOW_RUN_NAME: r["name"]}
+            rows[SqlTag] += [{"key": k, "value": v, "run_uuid": r["run_id"]} for k, v in tags.items()]
+            rows[SqlParam] += [{"key": k, "value": v, "run_uuid": r["run_id"]} for k, v in r["params"].items()]
+            for table in (SqlMetric, SqlLatestMetric):
+                rows[table] += [{"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step,
+                                 "is_nan": False, "run_uuid": r["run_id"]} for m in r["metrics"]]
+        with sql.ManagedSessionMaker() as session:
+            for table, values in rows.items():
+                if values:
+                    session.execute(insert(table), values)
+    sql.engine.dispose()
+
+
+def fill(store: Store, db_uri: str, n_trials: int, n_seeds: int) -> tuple[str, int, int]:
+    """A finished sweep's runs: the sweep run (through ``store``), configuration runs (RUNNING until aggregated) and
+    trial runs (into ``db_uri``, in bulk), with the names, params, tags and descriptions the driver and the trials
+    give them. Returns (sweep id, configurations, trials)."""
     from sweep.trainable import config_description, config_run_params, trial_description, trial_params
 
     spec, trials = grid(n_trials, n_seeds)
@@ -99,43 +133,31 @@ def fill(store: Store, n_trials: int, n_seeds: int, threads: int) -> tuple[str, 
     by_config: dict[str, list] = {}
     for t in trials:
         by_config.setdefault(t.config_key, []).append(t)
-
-    def create(run_name: str, tags: dict[str, str]) -> str:
-        run = with_retry(lambda: store.client.create_run(experiment_id, run_name=run_name, tags=tags))
-        return run.info.run_id
-
-    def config_run(key: str) -> tuple[str, str]:
-        first = by_config[key][0]
-        run_id = create(f"{first.train.dataset}__{key}", {
-            names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_CONFIG, names.T_CONFIG_KEY: key,
-            names.T_DESCRIPTION: config_description(first.train, len(by_config[key])),
-            "mlflow.parentRunId": parent, **provenance,
+    now = int(time.time() * 1000)
+    runs, config_runs = [], {}
+    for key, group in by_config.items():
+        config_runs[key] = uuid.uuid4().hex
+        runs.append({
+            "run_id": config_runs[key], "name": f"{group[0].train.dataset}__{key}", "status": "RUNNING",
+            "start": now, "end": None, "metrics": [], "params": config_run_params(group[0].train, ctx),
+            "tags": {names.T_SWEEP_ID: sweep_id, names.T_ROLE: names.ROLE_CONFIG, names.T_CONFIG_KEY: key,
+                     names.T_DESCRIPTION: config_description(group[0].train, len(group)),
+                     "mlflow.parentRunId": parent, **provenance},
         })
-        store.log_params(run_id, config_run_params(first.train, ctx))
-        return key, run_id
-
-    with ThreadPoolExecutor(threads) as pool:
-        config_runs = dict(pool.map(config_run, by_config))
-
-        def trial_run(index: int) -> None:
-            t = trials[index]
-            run_id = create(f"{t.train.dataset}__{t.key}", {
-                names.T_SWEEP_ID: sweep_id, names.T_TRIAL_KEY: t.key, names.T_ROLE: names.ROLE_TRIAL,
+    for index, t in enumerate(trials):
+        failed = index % FAIL_EVERY == FAIL_EVERY - 1
+        tags = {names.T_SWEEP_ID: sweep_id, names.T_TRIAL_KEY: t.key, names.T_ROLE: names.ROLE_TRIAL,
                 names.T_CONFIG_KEY: t.config_key, names.T_TRIAL_ID: f"{index:05d}",
                 names.T_DESCRIPTION: trial_description(t.train, t.config_key),
-                "mlflow.parentRunId": config_runs[t.config_key], **provenance,
-            })
-            params = [Param(k, v) for k, v in trial_params(t.train).items()]
-            if index % FAIL_EVERY == FAIL_EVERY - 1:
-                tags = [RunTag(names.T_FAILURE, "diverged: loss became nan (synthetic)"), RunTag(names.T_STATUS, "failed")]
-                with_retry(lambda: store.client.log_batch(run_id, params=params, tags=tags))
-                with_retry(lambda: store.client.set_terminated(run_id, "FAILED"))
-                return
-            metrics = final_metrics(np.random.default_rng(index), t.train.epochs)
-            with_retry(lambda: store.client.log_batch(run_id, metrics=metrics, params=params))
-            with_retry(lambda: store.client.set_terminated(run_id, "FINISHED"))
-
-        list(pool.map(trial_run, range(len(trials))))
+                "mlflow.parentRunId": config_runs[t.config_key], **provenance}
+        if failed:
+            tags.update({names.T_FAILURE: "diverged: loss became nan (synthetic)", names.T_STATUS: "failed"})
+        runs.append({
+            "run_id": uuid.uuid4().hex, "name": f"{t.train.dataset}__{t.key}", "status": "FAILED" if failed else "FINISHED",
+            "start": now + index, "end": now + index + 60_000, "params": trial_params(t.train), "tags": tags,
+            "metrics": [] if failed else final_metrics(np.random.default_rng(index), t.train.epochs),
+        })
+    bulk_insert(db_uri, experiment_id, runs)
     store.finish(parent)
     return sweep_id, len(by_config), len(trials)
 
@@ -168,6 +190,7 @@ class PostgresServer:
             password_file.write_text(secrets.token_urlsafe(16))
         mlflow_port, pg_port = free_ports(2)
         self.uri = f"http://127.0.0.1:{mlflow_port}"
+        self.db_uri = f"postgresql+psycopg2://mlflow@127.0.0.1:{pg_port}/mlflow"  # as start-mlflow.sh makes it
         self.env = {
             **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ESWEEP_LOCAL_DIR": self.state, "ESWEEP_MLFLOW_PORT": str(mlflow_port), "ESWEEP_PG_PORT": str(pg_port),
@@ -203,17 +226,15 @@ def figure(backend: str, what: str, seconds: float, extra: str = "") -> None:
     print(f"{FIGURE_PREFIX} scale_store {backend} {what}: {seconds:.1f} s{extra}", flush=True)
 
 
-def measure(backend: str, uri: str, args, folder: Path, sweep_id: str | None = None) -> dict:
-    """Fill and aggregate a new sweep (or take ``sweep_id``, already there), then time what reads it."""
+def measure(backend: str, uri: str, db_uri: str, args, folder: Path, sweep_id: str | None = None) -> dict:
+    """Fill and aggregate a new sweep, or take ``sweep_id``, already there; then time what reads it."""
     store = Store(uri)
     out = {"fill": math.nan, "aggregation": math.nan}
     if sweep_id is None:
-        threads = 1 if backend == "sqlite" else args.threads  # sqlite has one writer at a time
         t0 = time.perf_counter()
-        sweep_id, n_configs, n_runs = fill(store, args.trials, args.seeds, threads)
+        sweep_id, n_configs, n_runs = fill(store, db_uri, args.trials, args.seeds)
         out["fill"] = time.perf_counter() - t0
-        figure(backend, "fill", out["fill"], f" ({n_runs} trial runs + {n_configs} configuration runs, "
-                                             f"{(n_runs + n_configs) / out['fill']:.0f} runs/s, {threads} thread(s))")
+        figure(backend, "fill", out["fill"], f" ({n_runs} trial runs + {n_configs} configuration runs, in bulk)")
         t0 = time.perf_counter()
         refresh_sweep(store, sweep_id, finish=True)
         out["aggregation"] = time.perf_counter() - t0
@@ -255,7 +276,6 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default 2: trials / 2 rows)")
     p.add_argument("--backend", action="append", choices=BACKENDS,
                    help="sqlite, server-postgres (repeatable; default both, smoke sqlite)")
-    p.add_argument("--threads", type=int, default=8, help="threads writing to the server (sqlite: one writer)")
     p.add_argument("--store-dir", type=Path, default=None,
                    help="keep the stores here (BACKEND/ below it) instead of a temporary folder, to time them again")
     p.add_argument("--sweep", default=None, help="time this sweep, already in --store-dir, instead of filling one")
@@ -273,10 +293,11 @@ def main(argv: list[str] | None = None) -> list[str]:
             folder = (args.store_dir or Path(tmp)) / backend
             folder.mkdir(parents=True, exist_ok=True)
             if backend == "sqlite":
-                results[backend] = measure(backend, f"sqlite:///{folder.resolve() / 'mlflow.db'}", args, folder, args.sweep)
+                uri = f"sqlite:///{folder.resolve() / 'mlflow.db'}"
+                results[backend] = measure(backend, uri, uri, args, folder, args.sweep)
                 continue
             with PostgresServer(folder / "server" if args.store_dir else None) as server:
-                results[backend] = measure(backend, server.uri, args, folder, args.sweep)
+                results[backend] = measure(backend, server.uri, server.db_uri, args, folder, args.sweep)
     print("\n| backend | trials / configurations | fill | aggregation | esweep leaderboard | esweep report |")
     print("|---|---|---|---|---|---|")
     for backend, r in results.items():

@@ -366,6 +366,18 @@ class Store:
                 f.write(json.dumps({"run_id": run_id, "metrics": [[m.key, m.value, m.timestamp, m.step] for m in batch]}))
                 f.write("\n")
 
+    def log_summary(self, run_id: str, metrics: dict[str, float], tags: dict[str, str], step: int = 0) -> None:
+        """Metrics and tags in one request (a configuration's summaries and flags), or as log_metrics then set_tags
+        where metrics may have to wait in a spool."""
+        if self.spool_path is not None or len(metrics) > 900 or len(tags) > 90:
+            self.log_metrics(run_id, metrics, step)
+            self.set_tags(run_id, tags)
+            return
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        labels = [RunTag(k, str(v)) for k, v in tags.items()]
+        with_retry(lambda: self.client.log_batch(run_id, metrics=batch, tags=labels))
+
     def _send_metrics(self, run_id: str, batch: list[Metric], attempts: int = 8) -> None:
         for i in range(0, len(batch), 900):  # MLflow's per-batch limit is 1000 metrics
             chunk = batch[i : i + 900]
