@@ -176,7 +176,7 @@ def free_ports(n: int) -> list[int]:
 class PostgresServer:
     """deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres in a temporary state folder."""
 
-    def __init__(self, state: Path | None = None) -> None:
+    def __init__(self, state: Path | None = None, workers: int = 1) -> None:
         """``state``: a folder kept afterwards (its PostgreSQL cluster is reused when there), else a temporary one."""
         self.keep = state is not None
         if state is not None:
@@ -194,7 +194,7 @@ class PostgresServer:
         self.env = {
             **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ESWEEP_LOCAL_DIR": self.state, "ESWEEP_MLFLOW_PORT": str(mlflow_port), "ESWEEP_PG_PORT": str(pg_port),
-            "ESWEEP_MLFLOW_BACKEND": "postgres", "MLFLOW_TRACKING_USERNAME": "admin",
+            "ESWEEP_MLFLOW_BACKEND": "postgres", "ESWEEP_MLFLOW_WORKERS": str(workers), "MLFLOW_TRACKING_USERNAME": "admin",
             "MLFLOW_TRACKING_PASSWORD": password_file.read_text(),
         }
 
@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default 2: trials / 2 rows)")
     p.add_argument("--backend", action="append", choices=BACKENDS,
                    help="sqlite, server-postgres (repeatable; default both, smoke sqlite)")
+    p.add_argument("--server-workers", type=int, default=1, help="MLflow server processes (deploy/local's default: 1)")
     p.add_argument("--store-dir", type=Path, default=None,
                    help="keep the stores here (BACKEND/ below it) instead of a temporary folder, to time them again")
     p.add_argument("--sweep", default=None, help="time this sweep, already in --store-dir, instead of filling one")
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> list[str]:
                 uri = f"sqlite:///{folder.resolve() / 'mlflow.db'}"
                 results[backend] = measure(backend, uri, uri, args, folder, args.sweep)
                 continue
-            with PostgresServer(folder / "server" if args.store_dir else None) as server:
+            with PostgresServer(folder / "server" if args.store_dir else None, args.server_workers) as server:
                 results[backend] = measure(backend, server.uri, server.db_uri, args, folder, args.sweep)
     print("\n| backend | trials / configurations | fill | aggregation | esweep leaderboard | esweep report |")
     print("|---|---|---|---|---|---|")

@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +37,7 @@ SPOOL_FILE = "mlflow-spool.jsonl"
 SHORT_RETRY = 3  # ~0.6 s: rides out a blip; a longer outage goes to the spool instead of stalling training
 DEFAULT_EXPERIMENT = "esweep"
 SEARCH_PAGE = 1000  # runs per search request; the server caps a page, so larger sets are paged
+PARALLEL_PAGES = 4  # search pages requested at once from a tracking server
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
@@ -219,15 +221,48 @@ class Store:
     def find_runs(self, filter_string: str, experiment_ids: list[str] | None = None, max_results: int | None = None):
         """Every run matching the filter, page by page (a 10,000-trial sweep is more than one page)."""
         ids = experiment_ids or [e.experiment_id for e in self.client.search_experiments()]
-        runs, token = [], None
-        while True:
-            page = with_retry(
-                lambda token=token: self.client.search_runs(ids, filter_string, max_results=SEARCH_PAGE, page_token=token)
+
+        def page(token: str | None):
+            return with_retry(
+                lambda: self.client.search_runs(ids, filter_string, max_results=SEARCH_PAGE, page_token=token)
             )
-            runs.extend(page)
-            token = page.token
-            if not token or (max_results is not None and len(runs) >= max_results):
-                return runs[:max_results] if max_results is not None else runs
+
+        first = page(None)
+        if max_results is None and first.token and self.uri.startswith(("http://", "https://")):
+            return self._pages_at_once(page, first)
+        runs, token = list(first), first.token
+        while token and (max_results is None or len(runs) < max_results):
+            runs.extend(more := page(token))
+            token = more.token
+        return runs[:max_results] if max_results is not None else runs
+
+    @staticmethod
+    def _pages_at_once(page, first):
+        """The pages after ``first``, PARALLEL_PAGES requests at a time, where the server's page tokens are its SQL
+        store's offsets (checked on the first one): a server spends ~5 s of CPU per 1,000 configuration runs, and
+        while it builds one page this process decodes another (and a server with several workers builds several)."""
+        from mlflow.utils.search_utils import SearchUtils
+
+        def offset_token(offset: int) -> str:
+            return SearchUtils.create_page_token(offset).decode()
+
+        if first.token != offset_token(SEARCH_PAGE):  # another kind of token: one page after another
+            runs, token = list(first), first.token
+            while token:
+                runs.extend(more := page(token))
+                token = more.token
+            return runs
+        runs, offset = list(first), SEARCH_PAGE
+        with ThreadPoolExecutor(PARALLEL_PAGES) as pool:
+            while True:
+                pages = list(pool.map(page, [offset_token(offset + i * SEARCH_PAGE) for i in range(PARALLEL_PAGES)]))
+                for p in pages:
+                    runs.extend(p)
+                if not all(p.token for p in pages):
+                    break
+                offset += PARALLEL_PAGES * SEARCH_PAGE
+        seen: set[str] = set()  # a run created while reading shifts the offsets: keep each run once
+        return [r for r in runs if not (r.info.run_id in seen or seen.add(r.info.run_id))]
 
     def sweep_run(self, sweep: str):
         """The parent run of a sweep, by sweep id or (newest) by name."""
