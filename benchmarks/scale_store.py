@@ -2,12 +2,13 @@
 aggregation and `esweep report` take on it: in a sqlite file, and behind a real `mlflow server` on PostgreSQL.
 
 The store is filled as a sweep leaves it, with synthetic metrics and no training: the grid comes from a real spec
-(sweep.spec.expand), every run has the params, tags and description the driver and the trials write, each trial
-run its final metrics (eval/*, train/*) at its last epoch, 1% of trials FAILED. Configuration runs are created by
-the driver's rules and summarised by the real aggregation (sweep.aggregate.refresh_sweep), which is timed. The
-leaderboard and the report are timed as a user runs them: `esweep ...` in a new process, interpreter start
-included. The server is deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres (basic auth, one worker,
-a private PostgreSQL cluster), the deployment README describes; runs reach it over HTTP from a pool of threads.
+(sweep.spec.expand), every run has the names, params, tags and description the driver and the trials give it, each
+trial run its final metrics (eval/*, train/*) at its last epoch, 1% of trials FAILED. The runs are written in bulk
+into the store's database (MLflow's own table models); the configuration runs are then summarised and closed by the
+real aggregation through the tracking URI (sweep.aggregate.refresh_sweep, as at the end of a sweep), which is timed.
+The leaderboard and the report are timed as a user runs them: `esweep ...` in a new process, interpreter start
+included. The server is deploy/local/start-mlflow.sh with ESWEEP_MLFLOW_BACKEND=postgres (basic auth, a private
+PostgreSQL cluster, ESWEEP_MLFLOW_WORKERS processes), the deployment README describes.
 """
 
 from __future__ import annotations
