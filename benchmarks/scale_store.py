@@ -264,10 +264,12 @@ def measure(backend: str, uri: str, db_uri: str, args, folder: Path, sweep_id: s
     out["leaderboard"] = float(np.median(walls))
     figure(backend, "esweep leaderboard", out["leaderboard"],
            f" (median of {rounds}: {', '.join(f'{w:.1f}' for w in walls)}; {rows} lines printed)")
-    wall, proc = esweep("report", sweep_id, "--tracking-uri", uri, "-o", str(folder / f"{backend}.html"))
-    out["report"] = wall
-    size = (folder / f"{backend}.html").stat().st_size
-    figure(backend, "esweep report", wall, f" ({size / 1e6:.1f} MB of HTML)")
+    out["report"] = math.nan
+    if not args.no_report:
+        wall, proc = esweep("report", sweep_id, "--tracking-uri", uri, "-o", str(folder / f"{backend}.html"))
+        out["report"] = wall
+        size = (folder / f"{backend}.html").stat().st_size
+        figure(backend, "esweep report", wall, f" ({size / 1e6:.1f} MB of HTML)")
     out.update(configs=n_configs, trials=n_runs, sweep=sweep_id)
     return out
 
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--server-workers", type=int, default=1, help="MLflow server processes (deploy/local's default: 1)")
     p.add_argument("--store-dir", type=Path, default=None,
                    help="keep the stores here (BACKEND/ below it) instead of a temporary folder, to time them again")
+    p.add_argument("--no-report", action="store_true", help="leave `esweep report` out (minutes at 10,000 trials)")
     p.add_argument("--sweep", default=None, help="time this sweep, already in --store-dir, instead of filling one")
     args = p.parse_args(argv)
     header("scale: a 10,000-trial sweep's store, leaderboard, aggregation and report",
