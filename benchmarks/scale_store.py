@@ -254,7 +254,7 @@ def measure(backend: str, uri: str, db_uri: str, args, folder: Path, sweep_id: s
     assert len(runs) == len(board) == n_configs, (len(runs), len(board), n_configs)
     out["board_in_process"] = time.perf_counter() - t0
     figure(backend, "leaderboard in-process", out["board_in_process"],
-           f" (of which the search of the configuration runs {out['read_configs']:.1f} s)")
+           f" (read and table; the search of the configuration runs alone, just before: {out['read_configs']:.1f} s)")
 
     walls = []
     for _ in range(rounds):
