@@ -48,6 +48,7 @@ def trial_frame(store: Store, sweep_id: str, config_key: str | None = None) -> p
             "status": run.info.status,
             "failure": t.get(names.T_FAILURE, ""),
             "run_id": run.info.run_id,
+            "artifact_uri": run.info.artifact_uri,
             "start_time": run.info.start_time,
             "fid_samples": p.get(names.P_FID_SAMPLES, ""),
         }
