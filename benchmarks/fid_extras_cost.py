@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import Timer, base_parser, header
-from evaluators.metric_fid import FID_FEATURE_DIM, FidStats, fid_from_features_and_stats, stats_from_features
+from evaluators.metric_fid import FidStats, fid_from_features_and_stats, stats_from_features
+from evaluators.metric_fid_bias import FID_FEATURE_DIM
 from evaluators.metric_fid_infinity import fid_infinity_from_features
 from evaluators.metric_kid import kid_from_features
 

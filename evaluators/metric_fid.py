@@ -22,14 +22,6 @@ from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 DEFAULT_FID_SAMPLES = 10_000
 DEFAULT_BATCH_SIZE = 64  # images per Inception pass and per cooperatively extracted reference shard
 CACHE_ENV = "ESWEEP_FID_CACHE"
-FID_FEATURE_DIM = 2048  # Inception pool3 features
-
-
-def is_small_sample(n: int, dim: int = FID_FEATURE_DIM) -> bool:
-    """Fewer samples than features: the sample covariance is singular and FID's ~1/n bias is large."""
-    return n < dim
-
-
 @dataclass(frozen=True)
 class FidStats:
     mu: np.ndarray

@@ -69,18 +69,39 @@ def best_index(summaries: Sequence[Summary], mode: str = "min") -> int | None:
     return (min(means) if mode == "min" else max(means))[1]
 
 
+def welch_p_against(summaries: Sequence[Summary], ref: Summary) -> np.ndarray:
+    """welch_p(s, ref) for every s at once (a leaderboard compares thousands of rows to its best)."""
+    mean, std, n = (np.array([getattr(s, k) for s in summaries], dtype=np.float64) for k in ("mean", "std", "n"))
+    p = np.full(len(summaries), np.nan)
+    if ref.n < 2 or math.isnan(ref.std):
+        return p
+    vb = ref.std**2 / ref.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va = std**2 / n
+        total = va + vb
+        ok = (n >= 2) & ~np.isnan(std)
+        flat = ok & (total == 0)  # both without spread: equal means are the same, different ones are not
+        p[flat] = np.where(mean[flat] == ref.mean, 1.0, 0.0)
+        spread = ok & (total > 0)
+        t = (mean - ref.mean) / np.sqrt(total)
+        dof = total**2 / (np.where(va > 0, va**2 / (n - 1), 0.0) + (vb**2 / (ref.n - 1) if vb else 0.0))
+        p[spread] = 2 * stats.t.sf(np.abs(t[spread]), dof[spread])
+    return p
+
+
 def compare_to_best(summaries: Sequence[Summary], mode: str = "min", alpha: float = TIE_ALPHA) -> list[tuple[str, float]]:
     """Per summary: ('best' | 'tie' | 'worse' | 'untested', Welch p against the best). 'tie': indistinguishable from
     the best at level alpha; 'untested': fewer than 2 values on either side, so no test is possible."""
     best = best_index(summaries, mode)
+    if best is None:
+        return [("untested", math.nan)] * len(summaries)
     out: list[tuple[str, float]] = []
-    for i, s in enumerate(summaries):
-        if best is None or math.isnan(s.mean):
+    for i, (s, p) in enumerate(zip(summaries, welch_p_against(summaries, summaries[best]).tolist(), strict=True)):
+        if math.isnan(s.mean):
             out.append(("untested", math.nan))
         elif i == best:
             out.append(("best", 1.0))
         else:
-            p = welch_p(s, summaries[best])
             out.append(("untested" if math.isnan(p) else "tie" if p >= alpha else "worse", p))
     return out
 

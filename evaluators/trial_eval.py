@@ -31,9 +31,9 @@ from evaluators.metric_fid import (
     DEFAULT_FID_SAMPLES,
     features_of_latents,
     fid_from_features_and_stats,
-    is_small_sample,
     reference_stats,
 )
+from evaluators.metric_fid_bias import is_small_sample
 from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES, fid_infinity_from_features
 from evaluators.metric_kid import KID_SUBSETS, kid_from_features
 from evaluators.report import render_html_report

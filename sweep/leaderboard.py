@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from evaluators import names
-from evaluators.metric_fid import FID_FEATURE_DIM, is_small_sample
+from evaluators.metric_fid_bias import FID_FEATURE_DIM, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
 from sweep.tracking import Store

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import tempfile
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from evaluators import names
 from evaluators.report import write_html_report
 from sweep import leaderboard as lb
-from sweep.aggregate import trial_frame
-from sweep.reproduce import ReproduceError, Reproduction, report_tables, reproduction, to_json
-from sweep.tracking import Store
+from sweep.aggregate import SERVER_THREADS, trial_frame
+from sweep.tracking import Store, is_local_store
+
+if TYPE_CHECKING:
+    from sweep.reproduce import Reproduction
 
 TRIAL_PLOTS = (
     names.ARTIFACT_PLOT_SPECTRUM,
@@ -27,14 +31,20 @@ TRIAL_PLOTS = (
 )
 
 
-def _artifact_pngs(store: Store, run_id: str, folder: str = "") -> dict[str, bytes]:
-    """Every PNG under ``folder`` of a run's artifacts, by artifact path."""
+def _artifact_pngs(store: Store, artifact_uri: str, folder: str = "") -> dict[str, bytes]:
+    """Every PNG under ``folder`` of the artifacts at a run's ``artifact_uri`` (as the search that found the run gives
+    it: listing by run id would fetch the run again each time), by artifact path."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(artifact_uri, tracking_uri=store.uri)
     out: dict[str, bytes] = {}
-    for info in store.client.list_artifacts(run_id, folder or None):
-        if info.is_dir:
-            out.update(_artifact_pngs(store, run_id, info.path))
-        elif info.path.endswith(".png"):
-            out[info.path] = Path(store.client.download_artifacts(run_id, info.path)).read_bytes()
+    pending = [folder or None]
+    while pending:
+        for info in repo.list_artifacts(pending.pop()):
+            if info.is_dir:
+                pending.append(info.path)
+            elif info.path.endswith(".png"):
+                out[info.path] = Path(repo.download_artifacts(info.path)).read_bytes()
     return out
 
 
@@ -42,18 +52,25 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
     sweep_id, board = lb.leaderboard(store, sweep)
     parent = store.sweep_run(sweep_id)
     images: list[tuple[str, bytes]] = []
-    for name, png in sorted(_artifact_pngs(store, parent.info.run_id).items()):
+    for name, png in sorted(_artifact_pngs(store, parent.info.artifact_uri).items()):
         images.append((f"sweep: {name}", png))
     trials = trial_frame(store, sweep_id)
     if not trials.empty:
         finished = trials[trials["status"] == "FINISHED"].sort_values(["config_key", "seed"])
-        for config_key, group in finished.groupby("config_key", sort=False):
-            run_id = group["run_id"].iloc[0]  # the first seed stands for its configuration
-            pngs = _artifact_pngs(store, run_id, "plots")
+
+        def plots(key_group) -> list[tuple[str, bytes]]:
+            config_key, group = key_group
+            # the first seed stands for its configuration
+            pngs = _artifact_pngs(store, group["artifact_uri"].iloc[0], "plots")
             wanted = [p for p in TRIAL_PLOTS if p in pngs] + sorted(
                 p for p in pngs if p.startswith(names.ARTIFACT_PLOT_SAMPLES_PREFIX)
             )
-            images += [(f"{config_key} (seed {group['seed'].iloc[0]}): {p}", pngs[p]) for p in wanted]
+            return [(f"{config_key} (seed {group['seed'].iloc[0]}): {p}", pngs[p]) for p in wanted]
+
+        # a listing per configuration: against a server, 8 at a time
+        with ThreadPoolExecutor(1 if is_local_store(store.uri) else SERVER_THREADS) as pool:
+            for found in pool.map(plots, finished.groupby("config_key", sort=False)):
+                images += found
     tables = [(f"leaderboard ({lb.LEGEND})", lb.display_frame(board, lb.default_vs_best(board)))]
     if not trials.empty:
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
@@ -62,6 +79,8 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
     title = f"esweep report: {sweep_id}"
     rep, why = _reproduction(store, sweep_id)
     if rep is not None:
+        from sweep.reproduce import report_tables
+
         tables = report_tables(rep) + tables
         title += f", reproducing {rep.table.source.table} of {rep.table.paper} ({rep.label})"
     elif why:
@@ -71,6 +90,10 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
 
 def _reproduction(store: Store, sweep_id: str) -> tuple[Reproduction | None, str]:
     """The sweep's side-by-side with its paper table, if it reproduces one; else None, and why where it should."""
+    if not store.sweep_run(sweep_id).data.tags.get(names.T_REPRODUCE_TABLE):
+        return None, ""  # not a reproduction: the registry (whose specs load the methods, and torch) stays unloaded
+    from sweep.reproduce import ReproduceError, reproduction
+
     try:
         return reproduction(store, sweep_id), ""
     except ReproduceError as exc:  # e.g. a table this version no longer registers
@@ -104,9 +127,11 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
     def reproduction_artifact() -> bool:
         rep, why = _reproduction(store, sweep_id)
         if why:
-            raise ReproduceError(why)
+            raise ValueError(why)
         if rep is None:
             return False  # not a reproduction: nothing to write
+        from sweep.reproduce import to_json
+
         store.log_artifact_bytes(run_id, names.ARTIFACT_REPRODUCTION, json.dumps(to_json(rep), indent=1).encode())
         return True
 

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evaluators import names
-from evaluators.metric_fid import is_small_sample
+from evaluators.metric_fid_bias import is_small_sample
 from evaluators.registry import UnknownNameError
 from sweep import leaderboard as lb
 from sweep.spec import SpecError, SweepSpec, _format_validation_error, expand, parse_spec

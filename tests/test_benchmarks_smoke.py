@@ -1,4 +1,5 @@
-"""`python -m benchmarks --smoke` runs end to end and prints a RATIO line for every benchmark it runs."""
+"""`python -m benchmarks --smoke` runs end to end and prints a RATIO line for every benchmark it runs (and the scale
+benchmark, on a 50-trial sqlite store, its FIGURE lines)."""
 
 import subprocess
 import sys
@@ -26,4 +27,7 @@ def test_benchmarks_smoke_prints_every_ratio():
         "RATIO packing mlp-small K=4 packed/separate",
     ):
         assert any(line.startswith(expected) for line in ratios), (expected, ratios)
+    figures = [line for line in proc.stdout.splitlines() if line.startswith("FIGURE scale_store sqlite ")]
+    for expected in ("fill", "aggregation", "esweep leaderboard", "esweep report"):
+        assert any(line.startswith(f"FIGURE scale_store sqlite {expected}: ") for line in figures), (expected, figures)
     assert "reproduce: python -m benchmarks" in proc.stdout

@@ -1,10 +1,22 @@
 """A real sweep: Ray Tune trials logging to a real MLflow store; the leaderboard read back from MLflow alone."""
 
+import contextlib
 import json
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
+import numpy as np
 import pytest
+from browser import chromium, needs_chromium, runs_table
 from click.testing import CliRunner
+from PIL import Image
 
 from evaluators import names
 from sweep.cli import main
@@ -12,6 +24,14 @@ from sweep.leaderboard import leaderboard
 from sweep.orchestrate import run_sweep
 from sweep.spec import parse_spec
 from sweep.tracking import Store, environment_tags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +189,90 @@ def test_leaderboard_cli_bad_sort_exits_2(finished_sweep):
     outcome, uri = finished_sweep
     result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--sort", "nope"])
     assert result.exit_code == 2 and "available:" in result.output
+
+
+@contextlib.contextmanager
+def esweep_ui(uri: str, sweep_id: str, port: int, log: Path, *args: str):
+    """`esweep ui SWEEP` as a user starts it: the links it prints, while the MLflow server it started answers."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-c", "from sweep.cli import main; main()", "ui", sweep_id, "--tracking-uri", uri,
+           "--port", str(port), *args]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, f"no MLflow UI on {port}:\n{log.read_text()}"
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield [ln.strip() for ln in log.read_text().splitlines() if ln.startswith("  http://")]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # esweep ui and the server it started share the session
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def render_runs_table(url: str, n_rows: int, folder: Path, screenshot: Path | None = None, attempts: int = 3):
+    """The runs table Chromium renders at ``url`` (retried until it shows ``n_rows`` rows: the React app fetches
+    the runs after the page loads, and a loaded machine may not finish within the virtual time budget)."""
+    table, res = [], None
+    for attempt in range(attempts):
+        shot = [f"--screenshot={screenshot}", "--window-size=1600,1000"] if screenshot else []
+        res = chromium([*shot, "--virtual-time-budget=15000", "--dump-dom", url], folder / f"profile-{attempt}")
+        table = runs_table(res.stdout)
+        if len(table) == n_rows:
+            return table
+    raise AssertionError(f"{len(table)} rows rendered, expected {n_rows}: {res.stderr[-2000:]}")
+
+
+@needs_chromium
+def test_mlflow_ui_in_a_real_browser_shows_what_the_leaderboard_shows(finished_sweep, tmp_path):
+    """`esweep ui` on the finished sweep: a real MLflow server on loopback, its runs page rendered by headless
+    Chromium from the link `esweep ui` printed. The page shows the sweep's configuration runs, by name, with the
+    leaderboard's mean, 95% half-width and n, in the leaderboard's order, both ways round."""
+    outcome, uri = finished_sweep
+    metric = names.EVAL_RECON_MSE
+    columns = {k: f"metrics.`{metric}{suffix}`" for k, suffix in (("mean", ""), ("ci95", "_ci95"), ("n", "_n"))}
+    run_names = {r.info.run_id: r.info.run_name for r in Store(uri).config_runs(outcome.sweep_id)}
+
+    def leaderboard_rows(*args):
+        result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--sort",
+                                           "recon_mse", "--format", "json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    def assert_agree(table, rows):
+        assert [run_id for run_id, _ in table] == [r["run_id"] for r in rows]  # same runs, same order
+        for (run_id, cells), row in zip(table, rows, strict=True):
+            assert run_names[run_id] in cells["attributes.`Run Name`"]
+            summary = row["metrics"].get(metric, {"n": 0})
+            if summary["n"] == 0:  # the diverged configuration: no value, and last
+                assert cells.get(columns["mean"], "-") == "-"
+                continue
+            assert float(cells[columns["mean"]]) == pytest.approx(summary["mean"], rel=1e-4)
+            assert float(cells[columns["ci95"]]) == pytest.approx(summary["ci95"], rel=1e-4)
+            assert float(cells[columns["n"]]) == summary["n"]
+
+    ascending, descending = leaderboard_rows(), leaderboard_rows("--desc")
+    assert len(ascending) == len(run_names) == 3
+    port = free_port()
+    shot = tmp_path / "mlflow-ui-runs.png"
+    with esweep_ui(uri, outcome.sweep_id, port, tmp_path / "esweep-ui.log", "--sort", "recon_mse") as links:
+        view, _ = links  # the saved view: filter, order and the metric's columns
+        assert_agree(render_runs_table(view, len(ascending), tmp_path, shot), ascending)
+        print(f"\nscreenshot of MLflow's runs page: {shot}")
+        # sorting is the page's own: the same runs, the other way round, from the plain link's URL facets
+        flipped = CliRunner().invoke(main, ["ui", outcome.sweep_id, "--tracking-uri", uri, "--no-server", "--port",
+                                            str(port), "--sort", "recon_mse", "--desc"])
+        plain = flipped.output.strip().splitlines()[-1].strip()
+        assert "orderByAsc=false" in plain
+        table = render_runs_table(plain, len(descending), tmp_path / "desc")
+        assert [run_id for run_id, _ in table] == [r["run_id"] for r in descending]
+    image = np.asarray(Image.open(shot).convert("RGB"))
+    assert image.shape[:2] == (1000, 1600) and len(np.unique(image.reshape(-1, 3), axis=0)) > 10

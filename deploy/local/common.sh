@@ -4,13 +4,16 @@ ESWEEP_RAY_PORT=${ESWEEP_RAY_PORT:-6390}
 ESWEEP_DASHBOARD_PORT=${ESWEEP_DASHBOARD_PORT:-8265}
 ESWEEP_RAY_CLIENT_PORT=${ESWEEP_RAY_CLIENT_PORT:-10001}
 ESWEEP_MLFLOW_PORT=${ESWEEP_MLFLOW_PORT:-5000}
+# MLflow server processes: a search of 1,000 configuration runs is ~5 s of one core's CPU, so a store read by many
+# (or a 10,000-trial leaderboard, whose pages esweep requests 4 at a time) answers faster with one per core
+ESWEEP_MLFLOW_WORKERS=${ESWEEP_MLFLOW_WORKERS:-1}
 # Dashboard agents listen on this port (head) and the next ones (workers): fixed, so two clusters on one
 # machine must be given different values.
 ESWEEP_AGENT_PORT=${ESWEEP_AGENT_PORT:-52365}
 # Ray's own temp dir, short (unix socket paths) and per cluster, so a plain `ray.init()` elsewhere on this
 # machine does not find and join this cluster through /tmp/ray/ray_current_cluster.
 ESWEEP_RAY_TEMP=${ESWEEP_RAY_TEMP:-/tmp/esweep-ray-$ESWEEP_RAY_PORT}
-export ESWEEP_LOCAL_DIR ESWEEP_RAY_PORT ESWEEP_DASHBOARD_PORT ESWEEP_RAY_CLIENT_PORT ESWEEP_MLFLOW_PORT ESWEEP_AGENT_PORT ESWEEP_RAY_TEMP
+export ESWEEP_LOCAL_DIR ESWEEP_RAY_PORT ESWEEP_DASHBOARD_PORT ESWEEP_RAY_CLIENT_PORT ESWEEP_MLFLOW_PORT ESWEEP_MLFLOW_WORKERS ESWEEP_AGENT_PORT ESWEEP_RAY_TEMP
 mkdir -p "$ESWEEP_LOCAL_DIR"
 
 # Token authentication for every Ray process started here and every client that sources this file.

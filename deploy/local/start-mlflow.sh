@@ -36,6 +36,9 @@ default_permission = NO_PERMISSIONS
 database_uri = sqlite:///$STATE/mlflow-auth.db
 admin_username = $MLFLOW_TRACKING_USERNAME
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# a verified password is remembered for a minute instead of hashed again (scrypt, ~0.1 s of CPU) on every request;
+# with one worker a password changed over the API takes effect at once
+auth_cache_ttl_seconds = 60
 INI
 
 # CSRF key for the auth app's forms: from the environment, else generated once and kept private here.
@@ -45,7 +48,7 @@ if [ -z "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ]; then
 fi
 export MLFLOW_FLASK_SERVER_SECRET_KEY
 MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_TRACKING_PASSWORD" \
-setsid mlflow server --app-name basic-auth --host 127.0.0.1 --port "$ESWEEP_MLFLOW_PORT" --workers 1 \
+setsid mlflow server --app-name basic-auth --host 127.0.0.1 --port "$ESWEEP_MLFLOW_PORT" --workers "$ESWEEP_MLFLOW_WORKERS" \
     --backend-store-uri "$STORE_URI" --artifacts-destination "$STATE/mlartifacts" \
     --allowed-hosts "127.0.0.1:$ESWEEP_MLFLOW_PORT,localhost:$ESWEEP_MLFLOW_PORT" \
     --cors-allowed-origins "http://127.0.0.1:$ESWEEP_MLFLOW_PORT" \

@@ -1,17 +1,13 @@
 import base64
 import io
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
-import pytest
+from browser import chromium, needs_chromium
 from PIL import Image
 
 from evaluators import plots
 from evaluators.report import render_html_report, write_html_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def report(tmp_path):
@@ -37,34 +33,17 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert render_html_report("t", [], []).count("<table") == 0
 
 
-def chromium(args, tmp_path, timeout=120):
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium to run this test)"
-)
+@needs_chromium
 def test_renders_in_headless_chromium(tmp_path):
     path, _ = report(tmp_path)
     shot = tmp_path / "shot.png"
-    res = chromium([f"--screenshot={shot}", "--window-size=1200,1600", path.resolve().as_uri()], tmp_path)
+    res = chromium([f"--screenshot={shot}", "--window-size=1200,1600", path.resolve().as_uri()], tmp_path / "profile")
     assert shot.is_file(), res.stderr[-2000:]
     arr = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB"))
     assert arr.shape[:2] == (1600, 1200)
     assert len(np.unique(arr.reshape(-1, 3), axis=0)) > 10  # text, table borders and the embedded plot
 
-    dom = chromium(["--dump-dom", path.resolve().as_uri()], tmp_path / "dom")
+    dom = chromium(["--dump-dom", path.resolve().as_uri()], tmp_path / "dom-profile")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "Trial eae__mnist5k__0" in dom.stdout
     assert "54.61" in dom.stdout and "matched" in dom.stdout and "<img" in dom.stdout

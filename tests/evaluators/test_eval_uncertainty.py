@@ -15,6 +15,7 @@ from evaluators.metric_uncertainty import (
     summary_from_moments,
     t_half_width,
     welch_p,
+    welch_p_against,
 )
 
 
@@ -75,3 +76,17 @@ def test_summary_from_moments_and_half_width_edges():
     s = summary_from_moments(40.0, 3.0, 6)
     assert s.ci95 == pytest.approx(t_half_width(3.0, 6)) and s.n == 6
     assert math.isnan(summary_from_moments(40.0, 0.0, 1).ci95)
+
+
+def test_welch_against_one_summary_at_once_is_welch_one_by_one(test_seed):
+    rng = np.random.default_rng(test_seed)
+    ref = summarize(rng.normal(size=4))
+    rows = [summarize(rng.normal(rng.uniform(-1, 1), rng.uniform(0.1, 2), size=n)) for n in rng.integers(2, 9, 50)]
+    rows += [summarize([1.0]), summarize([]), Summary(ref.mean, 0.0, 0.0, 3), Summary(ref.mean + 1, 0.0, 0.0, 3),
+             Summary(ref.mean, math.nan, math.nan, 3)]
+    got = welch_p_against(rows, ref)
+    want = [welch_p(s, ref) for s in rows]
+    assert got.tolist() == pytest.approx(want, rel=1e-12, nan_ok=True)
+    assert np.isnan(welch_p_against(rows, summarize([1.0]))).all()  # a lone reference seed: nothing is tested
+    flat = Summary(2.0, 0.0, 0.0, 2)
+    assert welch_p_against([flat, Summary(3.0, 0.0, 0.0, 4)], flat).tolist() == [1.0, 0.0]
