@@ -198,6 +198,12 @@ def eval_fid_inf(sampler: str) -> str:
 ARTIFACT_SWEEP_REPORT = "report/report.html"
 ARTIFACT_LEADERBOARD_TABLE = "leaderboard.json"
 ARTIFACT_LEADERBOARD_CSV = "leaderboard.csv"
+# the configuration runs' frame as `esweep leaderboard` read it when the sweep finished, with the stamp it was saved
+# under: a finished sweep whose tag still carries that stamp is read from this one file instead of every configuration
+# run (10,000 trials from a server: seconds, not half a minute); re-summarising the sweep sets the tag to "stale"
+ARTIFACT_BOARD_SNAPSHOT = "leaderboard/board_snapshot.json"
+T_BOARD_STAMP = "esweep.board.stamp"
+BOARD_STALE = "stale"
 T_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # MLflow's own list of a run's table artifacts, as log_table keeps it
 
 # --- the papers' tables as sweeps (issue 13, `esweep reproduce`) ---------------------------------------------------

@@ -127,7 +127,11 @@ def refresh_configuration(store: Store, sweep_id: str, config_key: str, config_r
 def refresh_sweep(store: Store, sweep_id: str, finish: bool = False) -> dict[str, str]:
     """Re-summarise every configuration of a sweep from one read of its trial runs; returns config key -> run id.
 
-    ``finish`` closes each configuration run (FINISHED when any seed finished, else FAILED) once no seed runs."""
+    ``finish`` closes each configuration run (FINISHED when any seed finished, else FAILED) once no seed runs. The
+    sweep's leaderboard snapshot is marked stale first: it is written again when the sweep's results are published."""
+    sweep_run = store.sweep_run(sweep_id)
+    if sweep_run is not None:
+        store.set_tags(sweep_run.info.run_id, {names.T_BOARD_STAMP: names.BOARD_STALE})
     trials = trial_frame(store, sweep_id)
     config_runs = {r.data.tags.get(names.T_CONFIG_KEY): r for r in store.config_runs(sweep_id)}
     if trials.empty:

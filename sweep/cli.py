@@ -115,13 +115,14 @@ def run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose) -
 @click.option("--sort", "sort_metric", default=None, help="Sort by a metric, e.g. eval/recon_mse or eccentricity.")
 @click.option("--desc", is_flag=True, help="Sort descending.")
 @click.option("--format", "fmt", default="table", help=f"Output format: {', '.join(lb.FORMATS)}.")
-def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt):
+@click.option("--fresh", is_flag=True, help="Read every configuration run, not the finished sweep's snapshot.")
+def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt, fresh):
     """Show a sweep's leaderboard (default: the newest sweep), read from MLflow alone."""
     if fmt not in lb.FORMATS:
         fail(f"--format: unknown format {fmt!r}; choose one of {', '.join(lb.FORMATS)}")
     store = Store(resolve_tracking_uri(tracking_uri))
     try:
-        sweep_id, board = lb.leaderboard(store, sweep)
+        sweep_id, board = lb.leaderboard(store, sweep, fresh=fresh)
         board = lb.sort_board(board, sort_metric, desc)
     except lb.LeaderboardError as exc:
         fail(str(exc))

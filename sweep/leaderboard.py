@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,7 +17,7 @@ from evaluators import names
 from evaluators.metric_fid_bias import FID_FEATURE_DIM, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
-from sweep.tracking import Store
+from sweep.tracking import Store, with_retry
 
 FORMATS = ("table", "csv", "markdown", "json")
 STATS = ("mean", "std", "ci95", "n")
@@ -261,9 +263,47 @@ LEGEND = (
 )
 
 
-def leaderboard(store: Store, sweep: str | None) -> tuple[str, pd.DataFrame]:
+def leaderboard(store: Store, sweep: str | None, fresh: bool = False) -> tuple[str, pd.DataFrame]:
+    """A sweep's configuration frame: from its snapshot when the sweep finished and nothing re-summarised it since
+    (one file), else (or with ``fresh``) from every configuration run. Both give the same frame."""
     run = store.sweep_run(sweep) if sweep else store.latest_sweep_run()
     if run is None:
         raise LeaderboardError(f"no sweep {sweep!r} in {store.uri}" if sweep else f"no sweeps in {store.uri}")
     sweep_id = run.data.tags[names.T_SWEEP_ID]
-    return sweep_id, config_frame(store, sweep_id)
+    board = None if fresh else read_snapshot(store, run)
+    return sweep_id, config_frame(store, sweep_id) if board is None else board
+
+
+def snapshot_bytes(board: pd.DataFrame, stamp: str) -> bytes:
+    """The frame with its dtypes, exactly (floats as repr, NaN kept), under ``stamp``."""
+    payload = {
+        "stamp": stamp,
+        "columns": [str(c) for c in board.columns],
+        "dtypes": {str(c): str(t) for c, t in board.dtypes.items()},
+        "data": board.astype(object).to_numpy().tolist(),
+    }
+    return json.dumps(payload, default=lambda o: o.item() if hasattr(o, "item") else str(o)).encode()
+
+
+def board_from_snapshot(data: bytes, stamp: str) -> pd.DataFrame | None:
+    """The frame saved by ``snapshot_bytes``, or None when it was saved under another stamp."""
+    payload = json.loads(data)
+    if payload.get("stamp") != stamp:
+        return None
+    frame = pd.DataFrame(payload["data"], columns=payload["columns"])
+    return frame.astype(payload["dtypes"]) if len(frame.columns) else frame
+
+
+def read_snapshot(store: Store, run) -> pd.DataFrame | None:
+    """The finished sweep's snapshot if its stamp is current; None (read every run instead) on anything else."""
+    stamp = run.data.tags.get(names.T_BOARD_STAMP, names.BOARD_STALE)
+    if run.info.status != "FINISHED" or stamp == names.BOARD_STALE:
+        return None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = with_retry(
+                lambda: store.client.download_artifacts(run.info.run_id, names.ARTIFACT_BOARD_SNAPSHOT, tmp)
+            )
+            return board_from_snapshot(Path(path).read_bytes(), stamp)
+    except Exception:  # missing or unreadable: the configuration runs are the truth
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import traceback
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,19 @@ def _reproduction(store: Store, sweep_id: str) -> tuple[Reproduction | None, str
         return None, str(exc)
 
 
+def publish_leaderboard(store: Store, sweep_id: str, run_id: str) -> pd.DataFrame:
+    """The leaderboard, read from every configuration run, onto the sweep run ``run_id``: an MLflow table, CSV, and
+    the snapshot a finished sweep's leaderboard is read from (stamped last, so no reader pairs the new stamp with an
+    older file)."""
+    _, board = lb.leaderboard(store, sweep_id, fresh=True)
+    store.log_artifact_bytes(run_id, names.ARTIFACT_LEADERBOARD_CSV, lb.render(board, "csv").encode())
+    store.log_table(run_id, names.ARTIFACT_LEADERBOARD_TABLE, lb.display_frame(board, lb.default_vs_best(board)))
+    stamp = uuid.uuid4().hex
+    store.log_artifact_bytes(run_id, names.ARTIFACT_BOARD_SNAPSHOT, lb.snapshot_bytes(board, stamp))
+    store.set_tags(run_id, {names.T_BOARD_STAMP: stamp})
+    return board
+
+
 def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]:
     """The leaderboard (an MLflow table and CSV) and the HTML report of ``esweep report`` onto the sweep run,
     replacing earlier ones. Each is best effort: one that fails is left out with its reason printed, never failing
@@ -115,9 +129,7 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
             traceback.print_exc(limit=3)
 
     def leaderboard_artifacts() -> None:
-        _, board = lb.leaderboard(store, sweep_id)
-        store.log_artifact_bytes(run_id, names.ARTIFACT_LEADERBOARD_CSV, lb.render(board, "csv").encode())
-        store.log_table(run_id, names.ARTIFACT_LEADERBOARD_TABLE, lb.display_frame(board, lb.default_vs_best(board)))
+        publish_leaderboard(store, sweep_id, run_id)
 
     def report_artifact() -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +147,8 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
         store.log_artifact_bytes(run_id, names.ARTIFACT_REPRODUCTION, json.dumps(to_json(rep), indent=1).encode())
         return True
 
-    attempt((names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE), leaderboard_artifacts)
+    attempt((names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE, names.ARTIFACT_BOARD_SNAPSHOT),
+            leaderboard_artifacts)
     attempt((names.ARTIFACT_REPRODUCTION,), reproduction_artifact)
     attempt((names.ARTIFACT_SWEEP_REPORT,), report_artifact)
     return written
