@@ -8,6 +8,7 @@ import json
 import math
 
 import pandas as pd
+from scipy import stats
 
 from evaluators import names
 from evaluators.metric_uncertainty import TIE_ALPHA, Summary, format_summary, welch_difference
@@ -61,8 +62,9 @@ def _summary(row: pd.Series | None, metric: str) -> Summary:
 
 
 def verdict(metric: str, delta: float, p: float, alpha: float = TIE_ALPHA) -> str:
-    """What B - A says: 'B better'/'B worse' for a metric with a direction (else 'B higher'/'B lower') when Welch's
-    p < alpha, 'no significant difference' otherwise, 'untested (n<2)' when either side has fewer than 2 seeds."""
+    """What B - A says: 'B better'/'B worse' for a metric with a direction (else 'B higher'/'B lower') when the
+    (adjusted) p < alpha, 'no significant difference' otherwise, 'untested (n<2)' when either side has fewer than 2
+    seeds."""
     if math.isnan(p):
         return "untested (n<2)"
     if p >= alpha:
@@ -96,13 +98,26 @@ def compare_boards(
             row.update({f"b_{k}": getattr(sb, k) for k in SIDE_STATS})
             if present == BOTH:
                 diff = welch_difference(sa, sb)
-                row.update(delta=diff.delta, delta_ci95=diff.ci95, p=diff.p, significant=bool(diff.p < alpha),
-                           verdict=verdict(metric, diff.delta, diff.p, alpha))
+                row.update(delta=diff.delta, delta_ci95=diff.ci95, p=diff.p)
             else:
-                row.update(delta=math.nan, delta_ci95=math.nan, p=math.nan, significant=False, verdict=present)
+                row.update(delta=math.nan, delta_ci95=math.nan, p=math.nan, q=math.nan, significant=False,
+                           verdict=present)
             row.update(a_run_id=None if ra is None else ra["run_id"], b_run_id=None if rb is None else rb["run_id"])
             rows.append(row)
+    _judge([r for r in rows if r["present"] == BOTH], alpha)
     return pd.DataFrame(rows)
+
+
+def _judge(rows: list[dict], alpha: float) -> None:
+    """Verdicts by the Benjamini-Hochberg adjusted p (q) over every compared cell: with dozens of metrics x
+    configurations, raw p < alpha would call ~alpha of the unchanged cells different (false discovery rate alpha)."""
+    tested = [r for r in rows if not math.isnan(r["p"])]
+    qs = stats.false_discovery_control([r["p"] for r in tested], method="bh") if tested else []
+    for r, q in zip(tested, qs, strict=True):
+        r["q"] = float(q)
+    for r in rows:
+        r.setdefault("q", math.nan)
+        r.update(significant=bool(r["q"] < alpha), verdict=verdict(r["metric"], r["delta"], r["q"], alpha))
 
 
 def only_in(comparison: pd.DataFrame, side: str) -> pd.DataFrame:
@@ -131,6 +146,7 @@ def display_frame(comparison: pd.DataFrame) -> pd.DataFrame:
         ]
     shown["B - A"] = [_delta_cell(d, c) for d, c in zip(both["delta"], both["delta_ci95"], strict=True)]
     shown["p"] = [("-" if math.isnan(p) else f"{p:.2g}") for p in both["p"]]
+    shown["q"] = [("-" if math.isnan(q) else f"{q:.2g}") for q in both["q"]]
     shown["verdict"] = both["verdict"]
     return shown.reset_index(drop=True)
 
@@ -147,7 +163,8 @@ def records(comparison: pd.DataFrame) -> list[dict]:
 
 LEGEND = (
     "A, B: mean ± 95% CI half-width over seeds (Student t), n = seeds; B - A: difference of means ± Welch 95% "
-    f"half-width; p: Welch's t-test; significant at {TIE_ALPHA:g}."
+    f"half-width; p: Welch's t-test; q: p adjusted by Benjamini-Hochberg over every compared cell; verdict: q < "
+    f"{TIE_ALPHA:g} (false discovery rate {TIE_ALPHA:g})."
 )
 
 
@@ -161,6 +178,7 @@ def render(comparison: pd.DataFrame, sweep_a: str, sweep_b: str, fmt: str) -> st
             "a": sweep_a,
             "b": sweep_b,
             "alpha": TIE_ALPHA,
+            "correction": "Benjamini-Hochberg over every compared cell: q is the adjusted p, significant means q < alpha",
             "deltas": records(comparison[comparison["present"] == BOTH] if not comparison.empty else comparison),
             "only_in_a": records(only_in(comparison, ONLY_A)),
             "only_in_b": records(only_in(comparison, ONLY_B)),

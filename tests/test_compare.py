@@ -65,6 +65,37 @@ def test_samples_of_one_distribution_are_not_significant_at_the_nominal_rate(tes
     assert significant / 400 < 0.05 + 4 * math.sqrt(0.05 * 0.95 / 400)
 
 
+def test_verdicts_use_benjamini_hochberg_over_every_compared_cell(test_seed):
+    # 60 configurations unchanged between the sweeps (null: p uniform, ~3 below 0.05 by chance) and one planted real
+    # change far beyond its error (p ~1e-9): q keeps the real one. For BH to call V >= 4 null cells different it
+    # rejects R = V + 1 cells, so V null p-values lie below R * 0.05 / 61: for V = 4, four below 0.0041, P ~
+    # C(60,4) 0.0041^4 ~ 1.4e-4, and larger V are rarer still, so "at most 3" fails for ~1 stream in 5,000
+    rng = np.random.default_rng(test_seed + 14)
+    rows_a, rows_b = [], []
+    for i in range(60):
+        sa, sb = summarize(rng.normal(0.1, 0.01, 4)), summarize(rng.normal(0.1, 0.01, 4))
+        rows_a.append({"method": "eae", "lambda": str(i), "metrics": {RECON: (sa.mean, sa.std, sa.n)}})
+        rows_b.append({"method": "eae", "lambda": str(i), "metrics": {RECON: (sb.mean, sb.std, sb.n)}})
+    rows_a.append({"method": "ae", "metrics": {RECON: (0.10, 0.001, 5)}})
+    rows_b.append({"method": "ae", "metrics": {RECON: (0.05, 0.001, 5)}})
+    out = cmp.compare_boards(board(rows_a), board(rows_b))
+    np.testing.assert_allclose(out["q"], stats.false_discovery_control(out["p"], method="bh"))
+    assert (out["q"] >= out["p"]).all()
+    real = out[out[names.P_METHOD] == "ae"].iloc[0]
+    assert real["significant"] and real["verdict"] == "B better"
+    null = out[out[names.P_METHOD] == "eae"]
+    assert null["significant"].sum() <= 3
+
+
+def test_bh_adjusted_q_on_planted_p_values():
+    rows = [{"metric": RECON, "delta": -1.0, "p": p} for p in (0.01, 0.02, 0.03, 0.5)] + [
+        {"metric": RECON, "delta": 0.0, "p": math.nan}]
+    cmp._judge(rows, 0.05)
+    assert [r["q"] for r in rows[:4]] == pytest.approx([0.04, 0.04, 0.04, 0.5])
+    assert [r["significant"] for r in rows] == [True, True, True, False, False]
+    assert math.isnan(rows[4]["q"]) and rows[4]["verdict"] == "untested (n<2)"
+
+
 def test_welch_difference_matches_scipy_on_raw_samples(test_seed):
     rng = np.random.default_rng(test_seed + 13)
     xa, xb = rng.normal(1.0, 0.3, 6), rng.normal(1.4, 0.8, 9)
