@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 
@@ -17,7 +15,7 @@ from evaluators import names
 from evaluators.metric_fid_bias import FID_FEATURE_DIM, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
-from sweep.tracking import Store, with_retry
+from sweep.tracking import Store
 
 FORMATS = ("table", "csv", "markdown", "json")
 STATS = ("mean", "std", "ci95", "n")
@@ -300,10 +298,6 @@ def read_snapshot(store: Store, run) -> pd.DataFrame | None:
     if run.info.status != "FINISHED" or stamp == names.BOARD_STALE:
         return None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = with_retry(
-                lambda: store.client.download_artifacts(run.info.run_id, names.ARTIFACT_BOARD_SNAPSHOT, tmp)
-            )
-            return board_from_snapshot(Path(path).read_bytes(), stamp)
+        return board_from_snapshot(store.read_artifact_bytes(run.info.run_id, names.ARTIFACT_BOARD_SNAPSHOT), stamp)
     except Exception:  # missing or unreadable: the configuration runs are the truth
         return None

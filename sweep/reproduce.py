@@ -25,7 +25,7 @@ from evaluators.metric_fid_bias import is_small_sample
 from evaluators.registry import UnknownNameError
 from sweep import leaderboard as lb
 from sweep.spec import SpecError, SweepSpec, _format_validation_error, expand, parse_spec
-from sweep.tracking import Store, with_retry
+from sweep.tracking import Store
 from trainers import methods
 
 PAPERS_DIR = "papers"
@@ -549,9 +549,7 @@ def _spec_artifact(store: Store, run_id: str) -> dict[str, Any]:
     from sweep.orchestrate import SPEC_ARTIFACT
 
     try:
-        path = with_retry(lambda: store.client.download_artifacts(run_id, SPEC_ARTIFACT))
-        with open(path) as f:
-            return yaml.safe_load(f) or {}
+        return yaml.safe_load(store.read_artifact_bytes(run_id, SPEC_ARTIFACT)) or {}
     except Exception:  # an older sweep without its spec: the settings line says less
         return {}
 

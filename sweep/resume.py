@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import yaml
 from ray import tune
@@ -23,9 +21,7 @@ class ResumeError(ValueError):
 
 
 def _sweep_spec(store: Store, parent_run_id: str) -> SweepSpec:
-    with tempfile.TemporaryDirectory() as tmp:
-        local = with_retry(lambda: store.client.download_artifacts(parent_run_id, SPEC_ARTIFACT, tmp))
-        return parse_spec(yaml.safe_load(Path(local).read_text()))
+    return parse_spec(yaml.safe_load(store.read_artifact_bytes(parent_run_id, SPEC_ARTIFACT)))
 
 
 def resume_sweep(

@@ -446,6 +446,11 @@ class Store:
             parent = str(Path(name).parent)
             with_retry(lambda: self.client.log_artifact(run_id, str(path), None if parent == "." else parent))
 
+    def read_artifact_bytes(self, run_id: str, name: str) -> bytes:
+        """One artifact of a run, downloaded with retry into a temporary folder that is removed again."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(with_retry(lambda: self.client.download_artifacts(run_id, name, tmp))).read_bytes()
+
     def log_table(self, run_id: str, name: str, frame) -> None:
         """A DataFrame as an MLflow table artifact (what ``MlflowClient.log_table`` writes), replaced rather than
         appended to when logged again, so a refreshed table never doubles its rows."""
