@@ -14,7 +14,7 @@ from sweep.trainable import trial_params
 from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import build_model
-from trainers.methods.base import RECON_REDUCTIONS, recon_loss
+from trainers.methods.base import recon_loss
 
 GOOD = {"name": "t", "dataset": "mnist5k", "methods": ["ae", "eae"], "lambdas": [0.1], "seeds": [0]}
 
