@@ -21,6 +21,7 @@ FORMATS = ("table", "csv", "markdown", "json")
 STATS = ("mean", "std", "ci95", "n")
 DISPLAY_METRICS = (
     names.EVAL_ECCENTRICITY,
+    names.EVAL_ECCENTRICITY_DEBIASED,
     names.EVAL_RECON_MSE,
     names.XRUN_ANGLE_RAW,
     names.XRUN_ANGLE_ALIGNED,

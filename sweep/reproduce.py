@@ -246,10 +246,6 @@ def check_scale(scale: str) -> str:
 
 
 # --- the sweep ------------------------------------------------------------------------------------------------------
-def _clean(x: float) -> float:
-    return float(f"{x:.12g}")  # 3e-4 * 1000 is 0.30000000000000004; the grid and its keys want 0.3
-
-
 def scaled_params(table: PaperTable, row: Row, scale: str) -> dict[str, Any]:
     """The configuration a row runs as at ``scale``: the paper's, or its smoke stand-in (the paper's lambda, in the
     paper's own reconstruction units, and d mapped)."""
