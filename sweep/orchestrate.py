@@ -30,7 +30,6 @@ from trainers.packed import VARYING_FIELDS, check_packable
 
 DEFAULT_STORAGE = "esweep-results"
 STORAGE_TAG = "esweep.storage_path"  # where `esweep resume` finds the Tune experiment
-SPEC_ARTIFACT = "spec.yaml"
 PROGRESS_METRIC = names.EVAL_RECON_MSE
 
 
@@ -136,7 +135,7 @@ def sweep_description(spec: SweepSpec, sweep_id: str, n_trials: int) -> str:
         f"Sweep {spec.name} ({sweep_id}), {kind} of {n_trials} trials on {spec.dataset}: methods {', '.join(grid)}, "
         f"d in {spec.latent_dims}, seeds {spec.seeds}, {spec.epochs} epochs each. Its child runs are the "
         "configurations (mean, M_std, M_ci95, M_n over seeds), each with its seeds nested below. Artifacts: "
-        f"{SPEC_ARTIFACT} (the spec), {names.ARTIFACT_SWEEP_REPORT} (`esweep report`), "
+        f"{names.ARTIFACT_SPEC} (the spec), {names.ARTIFACT_SWEEP_REPORT} (`esweep report`), "
         f"{names.ARTIFACT_LEADERBOARD_TABLE} and {names.ARTIFACT_LEADERBOARD_CSV} (`esweep leaderboard`)."
     )
 
@@ -287,7 +286,7 @@ def run_sweep(
         {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(n_trials), "spec_digest": spec_digest(spec)},
         {STORAGE_TAG: storage, names.T_DESCRIPTION: sweep_description(spec, sweep_id, n_trials), **(tags or {})},
     )
-    store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
+    store.log_artifact_bytes(parent_run_id, names.ARTIFACT_SPEC, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     packs = "" if spec.pack == 1 else f" in {len(pack_trials(trials, spec.pack))} Tune trials"
     console.print(f"sweep [bold]{sweep_id}[/bold]: {n_trials} trials{packs} -> MLflow {uri}")
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from evaluators import names
 from sweep.cluster import check_tracking_store, storage_join
-from sweep.orchestrate import SPEC_ARTIFACT, STORAGE_TAG, SweepOutcome, init_ray, record_outcome
+from sweep.orchestrate import STORAGE_TAG, SweepOutcome, init_ray, record_outcome
 from sweep.spec import SweepSpec, parse_spec
 from sweep.tracking import Store, with_retry
 from sweep.trainable import run_trial
@@ -21,7 +21,7 @@ class ResumeError(ValueError):
 
 
 def _sweep_spec(store: Store, parent_run_id: str) -> SweepSpec:
-    return parse_spec(yaml.safe_load(store.read_artifact_bytes(parent_run_id, SPEC_ARTIFACT)))
+    return parse_spec(yaml.safe_load(store.read_artifact_bytes(parent_run_id, names.ARTIFACT_SPEC)))
 
 
 def resume_sweep(
