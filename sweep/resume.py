@@ -10,7 +10,15 @@ from rich.console import Console
 
 from evaluators import names
 from sweep.cluster import check_tracking_store, storage_join
-from sweep.orchestrate import STORAGE_TAG, SweepOutcome, init_ray, record_outcome
+from sweep.orchestrate import (
+    INTERRUPTED,
+    STORAGE_TAG,
+    SweepOutcome,
+    init_ray,
+    mark_interrupted,
+    record_outcome,
+)
+from sweep.shutdown import Interrupted, tune_stops_on_signals
 from sweep.spec import SweepSpec, parse_spec
 from sweep.tracking import Store, with_retry
 from sweep.trainable import run_trial
@@ -49,9 +57,17 @@ def resume_sweep(
     init_ray(address, verbose, num_cpus)
     check_tracking_store(store.uri)
     with_retry(lambda: store.client.update_run(run.info.run_id, status="RUNNING"))
+    if run.data.tags.get(names.T_STATUS) == INTERRUPTED:  # no longer so
+        for tag in (names.T_STATUS, names.T_FAILURE):
+            with_retry(lambda tag=tag: store.client.delete_tag(run.info.run_id, tag))
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     tuner = tune.Tuner.restore(path, tune.with_resources(run_trial, resources), resume_errored=True)
-    grid = tuner.fit()
+    try:
+        with tune_stops_on_signals():
+            grid = tuner.fit()
+    except Interrupted as exc:
+        mark_interrupted(store, sweep_id, run.info.run_id, exc, Console())
+        raise
     fits = len(with_retry(lambda: store.client.get_metric_history(run.info.run_id, "sweep/wall_time_s")))
     outcome = SweepOutcome(sweep_id, run.info.run_id, store.uri, storage)
     return record_outcome(store, grid, outcome, t0, step=fits)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from clusterlib import PER_EPOCH_KEYS, Sweep, kill_group, wait_for, write_spec
+from clusterlib import PER_EPOCH_KEYS, Sweep, alive, kill_group, wait_for, write_spec
 
 from sweep.tracking import SPOOL_FILE
 
@@ -42,29 +44,51 @@ def _start_driver(cluster, spec, storage, folder):
 
 def test_r2_worker_node_removed_mid_sweep_its_trials_finish_on_the_other(cluster, tmp_path):
     epochs = 16
+    keys = ["ae__lam-__mu-__d4__s0", "eae__lam0.01__mu1__d4__s0"]
     spec = write_spec(tmp_path, "nodeloss", methods=["ae", {"name": "eae", "lambdas": [0.01]}], epochs=epochs,
                       max_failures=3)
     storage = tmp_path / "results"
+    for key in keys:  # both wait after epoch 3, one on each worker, until the node is gone
+        cluster.hold(key, 3)
+    node_pid = int((cluster.state / "worker1.pid").read_text())  # `ray start --block`, leader of the node's session
     t0 = time.monotonic()
     proc = _start_driver(cluster, spec, storage, tmp_path)
     try:
-        wait_for(lambda: len(_rows(storage)) == 2 and all(len(r) >= 3 for r in _rows(storage).values()), 180,
-                 "both trials at epoch 3")
-        pids_before = {k: {r["pid"] for r in v} for k, v in _rows(storage).items()}
+        held = wait_for(lambda: all(map(cluster.held_pid, keys)) and {k: cluster.held_pid(k) for k in keys}, 180,
+                        "both trials waiting after epoch 3")
+        on_node = [k for k, pid in held.items() if os.getsid(pid) == node_pid]
+        assert len(on_node) == 1, f"expected one trial on worker1 (session {node_pid}): {held}"
         cluster.script("stop-node.sh", "worker1")
         removed_at = time.monotonic() - t0
+        assert not alive(held[on_node[0]]), f"trial pid {held[on_node[0]]} outlived its node"
+        survivors = [p.pid for p in psutil.process_iter() if _session(p) == node_pid]
+        assert survivors == [], f"processes of the removed node still running: {survivors}"
+        cluster.release(*keys)
         assert proc.wait(timeout=300) == 0
     finally:
+        cluster.release(*keys)
         kill_group(proc)
         cluster.script("start-worker.sh", "1")
     sweep = Sweep.find(cluster, storage, proc)
     assert set(sweep.ray_statuses().values()) == {"TERMINATED"}
-    restarted = [k for k, v in _rows(storage).items() if {r["pid"] for r in v} - pids_before[k]]
-    assert len(restarted) == 1  # the trial on the removed node moved; the other ran on
+    rows_by_folder = _rows(storage)
+    pids = {k: {r["pid"] for name, rows in rows_by_folder.items() if name.startswith(k + "_") for r in rows}
+            for k in keys}
+    moved = {k for k in keys if pids[k] - {held[k]}}
+    assert moved == set(on_node)  # the trial on the removed node restarted elsewhere; the other ran on
     rows = _assert_exact(sweep, epochs)
     sweep.assert_no_orphans()
-    print(f"\nR2: worker1 removed at {removed_at:.1f} s; {restarted[0]} finished on worker2; sweep "
+    print(f"\nR2: worker1 (pid {node_pid}) removed at {removed_at:.1f} s with {on_node[0]} (pid "
+          f"{held[on_node[0]]}) on it; it finished as pid(s) {sorted(pids[on_node[0]] - {held[on_node[0]]})}"
+          f"; the other ran on as pid {held[next(k for k in keys if k not in on_node)]}; sweep "
           f"{time.monotonic() - t0:.1f} s; {rows} per-epoch rows, exact")
+
+
+def _session(proc) -> int | None:
+    try:
+        return os.getsid(proc.pid)
+    except OSError:
+        return None
 
 
 def test_r4_mlflow_down_20s_metrics_spooled_and_delivered(cluster, tmp_path):
