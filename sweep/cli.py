@@ -450,12 +450,12 @@ def resume(sweep, tracking_uri, address, num_cpus, verbose):
     from sweep.cluster import ClusterConfigError
     from sweep.resume import ResumeError, print_outcome, resume_sweep
 
-    store = Store(resolve_tracking_uri(tracking_uri))
+    store, console = Store(resolve_tracking_uri(tracking_uri)), Console()
     try:
-        outcome = resume_sweep(store, sweep, address=address, verbose=verbose, num_cpus=num_cpus)
+        outcome = resume_sweep(store, sweep, address=address, verbose=verbose, num_cpus=num_cpus, console=console)
     except (ResumeError, ClusterConfigError) as exc:
         fail(str(exc))
-    print_outcome(outcome, Console())
+    print_outcome(outcome, console)
     sys.exit(EXIT_TRIALS_FAILED if outcome.n_failed == len(outcome.statuses) else 0)
 
 

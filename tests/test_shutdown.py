@@ -131,6 +131,10 @@ def test_run_stops_ray_and_leaves_its_runs_for_resume_on_each_signal(tmp_path, s
                           "--num-cpus", "1"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    # quiet: what it resumes, one line per state, and no traceback
+    assert f"resuming sweep {sweep_id}: 1 trials" in res.stdout
+    assert f"1 interrupted: continue from their last checkpoints: {TRIAL} (epoch 1)" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr, res.stdout[-2000:] + res.stderr[-3000:]
     (run,) = store.trial_runs(sweep_id)
     assert run.info.status == "FINISHED" and store.sweep_run(sweep_id).info.status == "FINISHED"
     steps = sorted(m.step for m in store.client.get_metric_history(run.info.run_id, names.TRAIN_LOSS))
