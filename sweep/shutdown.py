@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,7 +60,11 @@ def _handle(signum: int, frame) -> None:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within: SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (see the module's docstring). Main thread only."""
+    """Within: SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (see the module's docstring). Outside the main
+    thread, where Python allows no handler, it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     _state.active, _state.received, _state.in_fit = True, None, False
     reclaim()
@@ -80,7 +85,11 @@ def reclaim() -> None:
 
 @contextmanager
 def tune_stops_on_signals() -> Iterator[None]:
-    """Around ``tuner.fit()``: a signal lets Tune stop and save its state; then ``Interrupted`` is raised."""
+    """Around ``tuner.fit()``: a signal lets Tune stop and save its state; then ``Interrupted`` is raised. Outside
+    ``stop_on_signals`` (the Python API) Tune keeps its own Ctrl-C handling."""
+    if not _state.active:
+        yield
+        return
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C comes here like the others, not to Tune alone
     _state.in_fit = True
     try:
