@@ -41,6 +41,7 @@ class Interrupted(Exception):  # noqa: N818 - named for what happened, like Keyb
 @dataclass
 class _State:
     active: bool = False
+    handled: tuple[int, ...] = ()
     received: int | None = None
     in_fit: bool = False
 
@@ -66,6 +67,8 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
+    # a signal ignored on entry stays ignored: `nohup esweep run` goes on when its terminal closes
+    _state.handled = tuple(s for s, handler in previous.items() if handler != signal.SIG_IGN)
     _state.active, _state.received, _state.in_fit = True, None, False
     reclaim()
     try:
@@ -79,7 +82,7 @@ def stop_on_signals() -> Iterator[None]:
 def reclaim() -> None:
     """Take the signals back after a library set its own (``ray.init`` sets a SIGTERM handler that exits 1)."""
     if _state.active:
-        for s in SIGNALS:
+        for s in _state.handled:
             signal.signal(s, _handle)
 
 

@@ -147,3 +147,20 @@ def _cmdline(p: psutil.Process) -> list[str]:
         return p.cmdline()
     except psutil.Error:  # already gone
         return []
+
+
+def test_a_signal_ignored_on_entry_stays_ignored_and_the_others_raise():
+    """`nohup esweep run` keeps running when its terminal closes; SIGTERM still stops it, with its exit code."""
+    from sweep.shutdown import stop_on_signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing happens
+            with pytest.raises(Interrupted) as caught:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler runs at the next bytecode; the sleep is only an upper bound
+        assert caught.value.exit_code == 143
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # restored on the way out
+    finally:
+        signal.signal(signal.SIGHUP, previous)
