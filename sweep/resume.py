@@ -134,7 +134,7 @@ def resume_sweep(
     console = console or Console()
     n_trials = spec.search.num_samples if spec.search is not None else len(expand(spec))
     for line in describe_states(sweep_id, trial_states(store, sweep_id, n_trials)):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
 
     init_ray(address, verbose, num_cpus)
     check_tracking_store(store.uri)
