@@ -36,17 +36,17 @@ def stops_cleanly(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            with stop_on_signals():
+        with stop_on_signals():  # still on while Ray shuts down: a further signal is ignored, not fatal
+            try:
                 return command(*args, **kwargs)
-        except Interrupted as exc:
-            if "ray" in sys.modules:
-                import ray
+            except Interrupted as exc:
+                if "ray" in sys.modules:
+                    import ray
 
-                if ray.is_initialized():
-                    ray.shutdown()  # a local Ray's processes end with it; on a cluster, only this driver goes
-            click.echo(f"esweep: {exc}", err=True)
-            sys.exit(exc.exit_code)
+                    if ray.is_initialized():
+                        ray.shutdown()  # a local Ray's processes end with it; on a cluster, only this driver goes
+                click.echo(f"esweep: {exc}", err=True)
+                sys.exit(exc.exit_code)
 
     return wrapper
 

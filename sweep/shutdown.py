@@ -5,7 +5,7 @@ thread, so the command's ``finally`` blocks stop what it started, and the proces
 Ctrl-C), as a shell reports a process killed by that signal. During a Tune fit (``tune_stops_on_signals()``) the
 first signal asks Tune to stop instead, as its own Ctrl-C does: Tune saves the experiment state and stops the trials,
 so `esweep resume` continues from there; ``Interrupted`` is raised once the fit has returned. A second signal does
-not wait for that.
+not wait for that; once ``Interrupted`` is raised, further signals are ignored while the command cleans up.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class _State:
     active: bool = False
     handled: tuple[int, ...] = ()
     received: int | None = None
+    raised: bool = False
     in_fit: bool = False
 
 
@@ -50,12 +51,15 @@ _state = _State()
 
 
 def _handle(signum: int, frame) -> None:
+    if _state.raised:  # the command is stopping what it started: let it finish (its waits are bounded)
+        return
     first = _state.received is None
     _state.received = _state.received or signum
     tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's "stop the run" handler, registered by each fit
     if _state.in_fit and first and callable(tune_stop):
         tune_stop(signum, frame)
         return
+    _state.raised = True
     raise Interrupted(_state.received)
 
 
@@ -69,7 +73,7 @@ def stop_on_signals() -> Iterator[None]:
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     # a signal ignored on entry stays ignored: `nohup esweep run` goes on when its terminal closes
     _state.handled = tuple(s for s, handler in previous.items() if handler != signal.SIG_IGN)
-    _state.active, _state.received, _state.in_fit = True, None, False
+    _state.active, _state.received, _state.raised, _state.in_fit = True, None, False, False
     reclaim()
     try:
         yield
@@ -99,7 +103,8 @@ def tune_stops_on_signals() -> Iterator[None]:
         yield
     finally:
         _state.in_fit = False
-    if _state.received is not None:
+    if _state.received is not None and not _state.raised:
+        _state.raised = True
         raise Interrupted(_state.received)
 
 

@@ -164,3 +164,18 @@ def test_a_signal_ignored_on_entry_stays_ignored_and_the_others_raise():
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # restored on the way out
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_once_interrupted_further_signals_wait_for_the_cleanup():
+    from sweep.shutdown import stop_on_signals
+
+    cleaned = False
+    with stop_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # an upper bound: the handler runs at the next bytecode
+        except Interrupted as exc:
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while cleaning up
+            time.sleep(0.2)
+            cleaned = exc.exit_code == 143
+    assert cleaned
