@@ -32,9 +32,9 @@ DIVERGED = "diverged"
 FINISHED = "finished"
 SEARCHED = ("method", "lam", "mu", "latent_dim", "seed")  # the TrainConfig fields a search may sample
 # Tests only: a folder where a file `<trial key>.hold` holding an epoch E stops that trial once it has reported
-# epoch E, until the file is removed, so a fault lands at a state the test chose on any machine's speed. The trial
-# writes `<trial key>.held` (its pid) as it stops; a hold is used once (a restarted trial replaying epoch E runs on).
-# Unset outside tests: then nothing is read.
+# epoch E, until the file is removed or names another epoch, so a fault lands at a state the test chose on any
+# machine's speed. The trial writes `<trial key>.held` ("pid epoch") as it stops; a hold is used once (a restarted
+# trial replaying epoch E runs on). Unset outside tests: then nothing is read.
 HOLD_DIR_ENV = "ESWEEP_TEST_HOLD_DIR"
 XRUN_TRAIN = 10_000  # training encodings kept per trial for the Hungarian alignment's cross-covariance
 
@@ -241,22 +241,23 @@ def _save_and_report(metrics: dict[str, float], state: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def _read_epoch(path: Path, field: int = 0) -> int | None:
+    try:
+        return int(path.read_text().split()[field])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _hold_if_asked(trial_key: str, epoch: int) -> None:
     folder = os.environ.get(HOLD_DIR_ENV)
     if not folder:
         return
     hold, held = Path(folder) / f"{trial_key}.hold", Path(folder) / f"{trial_key}.held"
-    if held.exists():
+    if _read_epoch(hold) != epoch or _read_epoch(held, 1) == epoch:
         return
-    try:
-        held_at = int(hold.read_text().strip())
-    except (OSError, ValueError):
-        return
-    if held_at != epoch:
-        return
-    held.with_suffix(".tmp").write_text(str(os.getpid()))
-    held.with_suffix(".tmp").replace(held)  # whole, so a reader never sees an empty pid
-    while hold.exists():
+    held.with_suffix(".tmp").write_text(f"{os.getpid()} {epoch}")
+    held.with_suffix(".tmp").replace(held)  # whole, so a reader never sees half of it
+    while _read_epoch(hold) == epoch:
         time.sleep(0.1)
 
 

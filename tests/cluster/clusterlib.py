@@ -66,12 +66,21 @@ class LocalCluster:
     def hold(self, trial_key: str, epoch: int) -> None:
         """Stop the trial ``trial_key`` once it has reported ``epoch`` (and checkpointed it), until released."""
         (self.holds / f"{trial_key}.held").unlink(missing_ok=True)
-        (self.holds / f"{trial_key}.hold").write_text(str(epoch))
+        self.hold_again(trial_key, epoch)
 
-    def held_pid(self, trial_key: str) -> int | None:
-        """The pid of the trial process waiting at its hold, once it waits."""
+    def hold_again(self, trial_key: str, epoch: int) -> None:
+        """Move the trial's hold to a later ``epoch``: a trial waiting at the earlier one goes on to this one."""
+        tmp = self.holds / f"{trial_key}.hold.tmp"
+        tmp.write_text(str(epoch))
+        tmp.replace(self.holds / f"{trial_key}.hold")
+
+    def held_pid(self, trial_key: str, epoch: int | None = None) -> int | None:
+        """The pid of the trial process waiting at its hold (at ``epoch``, if given), once it waits."""
         path = self.holds / f"{trial_key}.held"
-        return int(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        pid, held_at = map(int, path.read_text().split())
+        return pid if epoch is None or held_at == epoch else None
 
     def release(self, *trial_keys: str) -> None:
         for key in trial_keys:

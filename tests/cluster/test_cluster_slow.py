@@ -114,7 +114,8 @@ def test_r4_mlflow_down_20s_metrics_spooled_and_delivered(cluster, tmp_path):
         cluster.script("stop-mlflow.sh")
         down = time.monotonic()
         epochs_before = _epochs(storage)
-        cluster.release(*keys)
+        for key in keys:  # on they go, to wait again at epoch 30 until the server is back: a trial ending (its
+            cluster.hold_again(key, 30)  # evaluation, its run closed) with no server for minutes would fail
         spooled: list[Path] = []
 
         def outage_seen():  # at least 20 s down, and long enough to see training go on and a batch spooled
@@ -124,6 +125,7 @@ def test_r4_mlflow_down_20s_metrics_spooled_and_delivered(cluster, tmp_path):
         wait_for(outage_seen, 180, "an epoch trained and a batch spooled while MLflow is down", interval=1)
         epochs_while_down, down_s = _epochs(storage) - epochs_before, time.monotonic() - down
         cluster.script("start-mlflow.sh")
+        cluster.release(*keys)
         assert proc.wait(timeout=300) == 0
     finally:
         cluster.release(*keys)
