@@ -204,6 +204,7 @@ def eval_fid_inf(sampler: str) -> str:
 # finishes: the HTML report, the leaderboard as an MLflow table (JSON in pandas' split layout, shown as a table by
 # the UI's artifact viewer) and as CSV with every summary column
 ARTIFACT_SWEEP_REPORT = "report/report.html"
+ARTIFACT_SPEC = "spec.yaml"  # the sweep spec as run: what `esweep resume` and the reproduction settings line read
 ARTIFACT_LEADERBOARD_TABLE = "leaderboard.json"
 ARTIFACT_LEADERBOARD_CSV = "leaderboard.csv"
 # the configuration runs' frame as `esweep leaderboard` read it when the sweep finished, with the stamp it was saved

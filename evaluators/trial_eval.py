@@ -9,6 +9,7 @@ import contextlib
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
@@ -37,7 +38,22 @@ from evaluators.metric_fid_bias import is_small_sample
 from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES, fid_infinity_from_features
 from evaluators.metric_kid import KID_SUBSETS, kid_from_features
 from evaluators.report import render_html_report
-from trainers.datasets import ImageData
+
+
+class LabelledImages(Protocol):
+    """What evaluation reads of a dataset (trainers.datasets.ImageData is one); named here so evaluators import no trainer."""
+
+    @property
+    def train_x(self) -> torch.Tensor: ...  # uint8 (N, C, H, W)
+    @property
+    def train_y(self) -> torch.Tensor: ...  # int64 (N,) or attributes (N, A) in {0, 1}
+    @property
+    def test_x(self) -> torch.Tensor: ...
+    @property
+    def test_y(self) -> torch.Tensor: ...
+    @property
+    def label_names(self) -> tuple[str, ...]: ...
+
 
 GRID_SAMPLES = 64
 RECON_IMAGES = 8
@@ -74,7 +90,7 @@ def _csv(df: pd.DataFrame) -> bytes:
 
 def evaluate_trial(
     model: nn.Module,
-    data: ImageData,
+    data: LabelledImages,
     train_z: torch.Tensor,
     test_z: torch.Tensor,
     *,
@@ -176,7 +192,7 @@ def _fid_table(metrics: dict[str, float], samplers, feature_dim: int) -> pd.Data
 
 
 def _downstream(
-    metrics, artifacts, data: ImageData, train_z, test_z, repeats: int
+    metrics, artifacts, data: LabelledImages, train_z, test_z, repeats: int
 ) -> list[tuple[str, pd.DataFrame]]:
     train_y, test_y = data.train_y[: len(train_z)], data.test_y[: len(test_z)]
     if train_y.ndim == 1:
@@ -208,7 +224,7 @@ def _downstream(
     ]
 
 
-def _trial_plots(artifacts, model, data: ImageData, train_z, test_z, latents, device) -> None:
+def _trial_plots(artifacts, model, data: LabelledImages, train_z, test_z, latents, device) -> None:
     mean, axes, evals = principal_axes(train_z)
     d = axes.shape[1]
     artifacts[names.ARTIFACT_PLOT_SPECTRUM] = plotting.spectrum_plot([("this run", evals)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from evaluators import names
 from sweep import leaderboard as lb
+from sweep.shutdown import Interrupted, stop_on_signals
 from sweep.tracking import Store, artifact_root_for, resolve_tracking_uri
 
 # sweep.spec (the methods' registry, hence torch) is imported by the commands that read a spec, so the read-only
@@ -28,6 +30,27 @@ def fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def stops_cleanly(command):
+    """For a command that starts Ray or a server: SIGINT, SIGTERM and SIGHUP stop what it started (its own
+    ``finally`` blocks, then the Ray it started) and exit 128 + the signal's number (130 for Ctrl-C)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        with stop_on_signals():  # still on while Ray shuts down: a further signal is ignored, not fatal
+            try:
+                return command(*args, **kwargs)
+            except Interrupted as exc:
+                if "ray" in sys.modules:
+                    import ray
+
+                    if ray.is_initialized():
+                        ray.shutdown()  # a local Ray's processes end with it; on a cluster, only this driver goes
+                click.echo(f"esweep: {exc}", err=True)
+                sys.exit(exc.exit_code)
+
+    return wrapper
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Sweeps and benchmarks for regularised autoencoders, on Ray, recorded in MLflow."""
@@ -40,6 +63,7 @@ def main() -> None:
 @click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
 @click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
 @click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+@stops_cleanly
 def run(spec, tracking_uri, storage_path, address, num_cpus, verbose):
     """Run SPEC (a YAML file or a built-in name; default: quickstart) and print its leaderboard."""
     from sweep.spec import SpecError, load_spec
@@ -65,6 +89,7 @@ def run(spec, tracking_uri, storage_path, address, num_cpus, verbose):
 @click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
 @click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
 @click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+@stops_cleanly
 def target(method, eccentricity, reg, dataset, seeds, latent_dim, epochs, lr, tracking_uri, storage_path, address,
            num_cpus, verbose):
     """One lambda-targeted run: lambda is regulated during training to hold the target (Li & Blair sec. 5)."""
@@ -182,6 +207,7 @@ def specs():
 @click.option("--sweep", "sweep_id", default=None, help="Show an existing reproduction sweep (e.g. after resume).")
 @click.option("--dry-run", is_flag=True, help="Validate the table's sweep and print what would run; start nothing.")
 @click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+@stops_cleanly
 def reproduce(table, list_tables, scale, tracking_uri, storage_path, address, num_cpus, data_root, seeds, epochs,
               fid_samples, fmt, sweep_id, dry_run, verbose):
     """Reproduce TABLE of the papers as one sweep and print our numbers beside the paper's, with its claims checked.
@@ -272,6 +298,7 @@ def show_reproduction(store: Store, sweep_id: str, table_id: str, fmt: str) -> N
 @click.option("--desc", is_flag=True, help="Sort descending (default: ascending, or descending where higher is better).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the sweep's link in a web browser once the UI answers.")
 @click.option("--no-server", is_flag=True, help="Print the links only (the UI already runs on --port).")
+@stops_cleanly
 def ui(sweep, tracking_uri, port, sort_metric, desc, open_browser, no_server):
     """Start the MLflow UI on the same store (127.0.0.1) and print a link to SWEEP's configuration runs (default:
     the newest sweep), sorted by a metric with its column shown. A tracking server URI is its own UI: no server."""
@@ -417,17 +444,18 @@ def stop(job_id, address):
 @click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
 @click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
 @click.option("--verbose", is_flag=True, help="Show Ray's and the trials' logs.")
+@stops_cleanly
 def resume(sweep, tracking_uri, address, num_cpus, verbose):
     """Continue SWEEP after its driver died: errored and interrupted trials resume from checkpoints."""
     from sweep.cluster import ClusterConfigError
     from sweep.resume import ResumeError, print_outcome, resume_sweep
 
-    store = Store(resolve_tracking_uri(tracking_uri))
+    store, console = Store(resolve_tracking_uri(tracking_uri)), Console()
     try:
-        outcome = resume_sweep(store, sweep, address=address, verbose=verbose, num_cpus=num_cpus)
+        outcome = resume_sweep(store, sweep, address=address, verbose=verbose, num_cpus=num_cpus, console=console)
     except (ResumeError, ClusterConfigError) as exc:
         fail(str(exc))
-    print_outcome(outcome, Console())
+    print_outcome(outcome, console)
     sys.exit(EXIT_TRIALS_FAILED if outcome.n_failed == len(outcome.statuses) else 0)
 
 

@@ -19,9 +19,10 @@ from rich.text import Text
 from evaluators import names
 from sweep.aggregate import refresh_sweep
 from sweep.analysis import analyse_sweep
-from sweep.cleanup import close_orphans
+from sweep.cleanup import ORPHAN_STATUS, close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
 from sweep.report import publish_sweep_results
+from sweep.shutdown import Interrupted, reclaim, tune_stops_on_signals
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
 from sweep.tracking import Store, resolve_tracking_uri, with_retry
 from sweep.trainable import config_description, config_run_params, run_trial, trial_of
@@ -30,8 +31,8 @@ from trainers.packed import VARYING_FIELDS, check_packable
 
 DEFAULT_STORAGE = "esweep-results"
 STORAGE_TAG = "esweep.storage_path"  # where `esweep resume` finds the Tune experiment
-SPEC_ARTIFACT = "spec.yaml"
 PROGRESS_METRIC = names.EVAL_RECON_MSE
+INTERRUPTED = "interrupted"  # the status tag of runs a stop signal left for `esweep resume`
 
 
 @dataclass
@@ -136,7 +137,7 @@ def sweep_description(spec: SweepSpec, sweep_id: str, n_trials: int) -> str:
         f"Sweep {spec.name} ({sweep_id}), {kind} of {n_trials} trials on {spec.dataset}: methods {', '.join(grid)}, "
         f"d in {spec.latent_dims}, seeds {spec.seeds}, {spec.epochs} epochs each. Its child runs are the "
         "configurations (mean, M_std, M_ci95, M_n over seeds), each with its seeds nested below. Artifacts: "
-        f"{SPEC_ARTIFACT} (the spec), {names.ARTIFACT_SWEEP_REPORT} (`esweep report`), "
+        f"{names.ARTIFACT_SPEC} (the spec), {names.ARTIFACT_SWEEP_REPORT} (`esweep report`), "
         f"{names.ARTIFACT_LEADERBOARD_TABLE} and {names.ARTIFACT_LEADERBOARD_CSV} (`esweep leaderboard`)."
     )
 
@@ -165,6 +166,7 @@ def init_ray(address: str | None, verbose: bool, num_cpus: int | None = None) ->
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)  # a fresh local Ray, never a stray cluster
+    reclaim()  # a stop signal stops the sweep as sweep.shutdown says, not as ray.init's SIGTERM handler would
 
 
 def _pack_group(cfg: TrainConfig) -> str | None:
@@ -287,7 +289,7 @@ def run_sweep(
         {"spec_name": spec.name, "dataset": spec.dataset, "n_trials": str(n_trials), "spec_digest": spec_digest(spec)},
         {STORAGE_TAG: storage, names.T_DESCRIPTION: sweep_description(spec, sweep_id, n_trials), **(tags or {})},
     )
-    store.log_artifact_bytes(parent_run_id, SPEC_ARTIFACT, yaml.safe_dump(spec.model_dump(mode="json")).encode())
+    store.log_artifact_bytes(parent_run_id, names.ARTIFACT_SPEC, yaml.safe_dump(spec.model_dump(mode="json")).encode())
     packs = "" if spec.pack == 1 else f" in {len(pack_trials(trials, spec.pack))} Tune trials"
     console.print(f"sweep [bold]{sweep_id}[/bold]: {n_trials} trials{packs} -> MLflow {uri}")
 
@@ -326,8 +328,33 @@ def run_sweep(
             callbacks=[Progress(n_trials, console)],
         ),
     )
-    grid = tuner.fit()
+    try:
+        with tune_stops_on_signals():
+            grid = tuner.fit()
+    except Interrupted as exc:
+        mark_interrupted(store, sweep_id, parent_run_id, exc, console)
+        raise
     return record_outcome(store, grid, SweepOutcome(sweep_id, parent_run_id, uri, storage), t0)
+
+
+def interrupted_reason(sweep_id: str, exc: Interrupted) -> str:
+    return f"interrupted: the driver was stopped by {exc.name}; `esweep resume {sweep_id}` continues it"
+
+
+def mark_interrupted(store: Store, sweep_id: str, parent_run_id: str, exc: Interrupted, console: Console) -> None:
+    """After a stop signal: the sweep's runs still RUNNING and its sweep run KILLED, each tagged with how to go on.
+    `esweep resume` sets them RUNNING again and continues the trials from Tune's saved state."""
+    reason = interrupted_reason(sweep_id, exc)
+    closed = 0
+    for run in store.trial_runs(sweep_id):
+        if run.info.status == "RUNNING":
+            store.set_tags(run.info.run_id, {names.T_FAILURE: reason, names.T_STATUS: INTERRUPTED})
+            with_retry(lambda run=run: store.client.set_terminated(run.info.run_id, status=ORPHAN_STATUS))
+            closed += 1
+    store.set_tags(parent_run_id, {names.T_FAILURE: reason, names.T_STATUS: INTERRUPTED})
+    with_retry(lambda: store.client.set_terminated(parent_run_id, status=ORPHAN_STATUS))
+    console.print(f"sweep {sweep_id} stopped by {exc.name}: {closed} trial run(s) marked {ORPHAN_STATUS}; "
+                  f"`esweep resume {sweep_id}` continues it")
 
 
 def _member_error(run, pack_error: str | None) -> str | None:

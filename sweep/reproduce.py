@@ -534,10 +534,8 @@ def reproduction(store: Store, sweep: str | None) -> Reproduction | None:
 
 
 def _spec_artifact(store: Store, run_id: str) -> dict[str, Any]:
-    from sweep.orchestrate import SPEC_ARTIFACT
-
     try:
-        return yaml.safe_load(store.read_artifact_bytes(run_id, SPEC_ARTIFACT)) or {}
+        return yaml.safe_load(store.read_artifact_bytes(run_id, names.ARTIFACT_SPEC)) or {}
     except Exception:  # an older sweep without its spec: the settings line says less
         return {}
 

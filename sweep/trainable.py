@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,11 @@ CHECKPOINT_FILE = "state.pt"
 DIVERGED = "diverged"
 FINISHED = "finished"
 SEARCHED = ("method", "lam", "mu", "latent_dim", "seed")  # the TrainConfig fields a search may sample
+# Tests only: a folder where a file `<trial key>.hold` holding an epoch E stops that trial once it has reported
+# epoch E, until the file is removed or names another epoch, so a fault lands at a state the test chose on any
+# machine's speed. The trial writes `<trial key>.held` ("pid epoch") as it stops; a hold is used once (a restarted
+# trial replaying epoch E runs on). Unset outside tests: then nothing is read.
+HOLD_DIR_ENV = "ESWEEP_TEST_HOLD_DIR"
 XRUN_TRAIN = 10_000  # training encodings kept per trial for the Hungarian alignment's cross-covariance
 
 
@@ -238,6 +244,26 @@ def _save_and_report(metrics: dict[str, float], state: dict[str, Any]) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def _read_epoch(path: Path, field: int = 0) -> int | None:
+    try:
+        return int(path.read_text().split()[field])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _hold_if_asked(trial_key: str, epoch: int) -> None:
+    folder = os.environ.get(HOLD_DIR_ENV)
+    if not folder:
+        return
+    hold, held = Path(folder) / f"{trial_key}.hold", Path(folder) / f"{trial_key}.held"
+    if _read_epoch(hold) != epoch or _read_epoch(held, 1) == epoch:
+        return
+    held.with_suffix(".tmp").write_text(f"{os.getpid()} {epoch}")
+    held.with_suffix(".tmp").replace(held)  # whole, so a reader never sees half of it
+    while _read_epoch(hold) == epoch:
+        time.sleep(0.1)
+
+
 def _mark_diverged(store: Store, run_id: str, reason: str) -> None:
     store.set_tags(run_id, {names.T_FAILURE: f"diverged: {reason}", names.T_STATUS: DIVERGED})
     store.finish(run_id, "FAILED")
@@ -267,6 +293,7 @@ def run_trial(config: dict[str, Any]) -> None:
         if epoch > already_logged:  # a replayed epoch after a restart is not logged twice
             store.log_metrics(run_id, metrics, step=epoch)
         _save_and_report(with_search_objective(metrics, ctx.get("search")), ckpt_state)
+        _hold_if_asked(trial["key"], epoch)
 
     try:
         result = train(cfg, report=report, resume_state=state)

@@ -15,12 +15,12 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import time
 import urllib.parse
 import webbrowser
 
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N
+from sweep.shutdown import start_child, stop_child
 from sweep.tracking import Store, config_runs_filter, with_retry
 
 RUNS_TAB = "runs"
@@ -114,8 +114,11 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def serve(cmd: list[str], port: int, open_url: str | None) -> int:
-    """Run the MLflow server in the foreground; with ``open_url``, open it in a browser once the port answers."""
-    proc = subprocess.Popen(cmd, env=server_env())
+    """Run the MLflow server in the foreground; with ``open_url``, open it in a browser once the port answers.
+
+    The server runs in its own process group, stopped whole (its uvicorn workers too) however this command ends:
+    on SIGINT, SIGTERM or SIGHUP (``Interrupted``), or on an error."""
+    proc = start_child(cmd, env=server_env())
     try:
         if open_url:
             deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -124,6 +127,5 @@ def serve(cmd: list[str], port: int, open_url: str | None) -> int:
             if proc.poll() is None and port_in_use(port):
                 webbrowser.open(open_url)
         return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the server too; let it shut down
-        return proc.wait()
-
+    finally:
+        stop_child(proc)

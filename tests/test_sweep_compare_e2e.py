@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from evaluators import names
 from sweep.cli import main
-from sweep.orchestrate import OUTCOME_MARK, SPEC_ARTIFACT, run_sweep
+from sweep.orchestrate import OUTCOME_MARK, run_sweep
 from sweep.report import publish_sweep_results
 from sweep.spec import parse_spec
 from sweep.tracking import Store
@@ -46,7 +46,7 @@ def test_sweep_run_carries_description_spec_report_and_leaderboard_table(two_swe
     assert "4/4 trials finished, 0 failed" in description
     listed = {f.path for f in client.list_artifacts(a.parent_run_id)} | {
         f.path for f in client.list_artifacts(a.parent_run_id, "report")}
-    assert {SPEC_ARTIFACT, names.ARTIFACT_SWEEP_REPORT, names.ARTIFACT_LEADERBOARD_TABLE,
+    assert {names.ARTIFACT_SPEC, names.ARTIFACT_SWEEP_REPORT, names.ARTIFACT_LEADERBOARD_TABLE,
             names.ARTIFACT_LEADERBOARD_CSV} <= listed
     html = open(client.download_artifacts(a.parent_run_id, names.ARTIFACT_SWEEP_REPORT)).read()
     assert a.sweep_id in html and "leaderboard" in html

@@ -210,9 +210,9 @@ def esweep_ui(uri: str, sweep_id: str, port: int, log: Path, *args: str):
                 time.sleep(0.5)
         yield [ln.strip() for ln in log.read_text().splitlines() if ln.startswith("  http://")]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # esweep ui and the server it started share the session
+        proc.send_signal(signal.SIGTERM)  # esweep ui alone, as `kill` would: it stops the server it started
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

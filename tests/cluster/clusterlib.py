@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil  # Ray's own copy, importable once ray is (conftest imports it)
 import yaml
 
 from evaluators import names
 from sweep.tracking import Store
+from sweep.trainable import HOLD_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -56,6 +58,33 @@ class LocalCluster:
     def script(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", str(LOCAL / name), *args], env=self.env, cwd=self.state,
                               capture_output=True, text=True, check=check, timeout=300)
+
+    @property
+    def holds(self) -> Path:
+        return Path(self.env[HOLD_DIR_ENV])
+
+    def hold(self, trial_key: str, epoch: int) -> None:
+        """Stop the trial ``trial_key`` once it has reported ``epoch`` (and checkpointed it), until released."""
+        (self.holds / f"{trial_key}.held").unlink(missing_ok=True)
+        self.hold_again(trial_key, epoch)
+
+    def hold_again(self, trial_key: str, epoch: int) -> None:
+        """Move the trial's hold to a later ``epoch``: a trial waiting at the earlier one goes on to this one."""
+        tmp = self.holds / f"{trial_key}.hold.tmp"
+        tmp.write_text(str(epoch))
+        tmp.replace(self.holds / f"{trial_key}.hold")
+
+    def held_pid(self, trial_key: str, epoch: int | None = None) -> int | None:
+        """The pid of the trial process waiting at its hold (at ``epoch``, if given), once it waits."""
+        path = self.holds / f"{trial_key}.held"
+        if not path.exists():
+            return None
+        pid, held_at = map(int, path.read_text().split())
+        return pid if epoch is None or held_at == epoch else None
+
+    def release(self, *trial_keys: str) -> None:
+        for key in trial_keys:
+            (self.holds / f"{key}.hold").unlink(missing_ok=True)
 
     def store(self) -> Store:
         return Store(self.mlflow_uri)
@@ -132,6 +161,13 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -23,7 +23,9 @@ def cluster(tmp_path_factory) -> LocalCluster:
         ESWEEP_AGENT_PORT=str(agent_port), ESWEEP_RAY_TEMP=f"/tmp/esweep-test-{ray_port}",
         MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=password,
         PYTHONPATH=str(ROOT), RAY_AIR_NEW_OUTPUT="0", RAY_DEDUP_LOGS="0",
+        ESWEEP_TEST_HOLD_DIR=str(state / "holds"),  # every node's trials see it: the tests' gates (clusterlib.hold)
     )
+    (state / "holds").mkdir()
     c = LocalCluster(state, env, f"127.0.0.1:{ray_port}", f"http://127.0.0.1:{dash_port}",
                      f"http://127.0.0.1:{mlflow_port}", mlflow_port, "", password)
     t0 = time.monotonic()

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from clusterlib import PER_EPOCH_KEYS, Sweep, kill_group, wait_for, write_spec
+from clusterlib import PER_EPOCH_KEYS, Sweep, alive, kill_group, wait_for, write_spec
 
 from sweep.tracking import SPOOL_FILE
 
@@ -42,63 +44,102 @@ def _start_driver(cluster, spec, storage, folder):
 
 def test_r2_worker_node_removed_mid_sweep_its_trials_finish_on_the_other(cluster, tmp_path):
     epochs = 16
+    keys = ["ae__lam-__mu-__d4__s0", "eae__lam0.01__mu1__d4__s0"]
     spec = write_spec(tmp_path, "nodeloss", methods=["ae", {"name": "eae", "lambdas": [0.01]}], epochs=epochs,
                       max_failures=3)
     storage = tmp_path / "results"
+    for key in keys:  # both wait after epoch 3, one on each worker, until the node is gone
+        cluster.hold(key, 3)
+    node_pid = int((cluster.state / "worker1.pid").read_text())  # `ray start --block`, leader of the node's session
+    # no graceful drain (Ray's default keeps a SIGTERMed node's trials running 30 s, time enough to finish there)
+    assert psutil.Process(node_pid).environ().get("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S") == "0"
     t0 = time.monotonic()
     proc = _start_driver(cluster, spec, storage, tmp_path)
     try:
-        wait_for(lambda: len(_rows(storage)) == 2 and all(len(r) >= 3 for r in _rows(storage).values()), 180,
-                 "both trials at epoch 3")
-        pids_before = {k: {r["pid"] for r in v} for k, v in _rows(storage).items()}
+        held = wait_for(lambda: all(map(cluster.held_pid, keys)) and {k: cluster.held_pid(k) for k in keys}, 180,
+                        "both trials waiting after epoch 3")
+        on_node = [k for k, pid in held.items() if os.getsid(pid) == node_pid]
+        assert len(on_node) == 1, f"expected one trial on worker1 (session {node_pid}): {held}"
+        t_stop = time.monotonic()
         cluster.script("stop-node.sh", "worker1")
-        removed_at = time.monotonic() - t0
+        stop_s, removed_at = time.monotonic() - t_stop, time.monotonic() - t0
+        assert not alive(held[on_node[0]]), f"trial pid {held[on_node[0]]} outlived its node"
+        survivors = [p.pid for p in psutil.process_iter() if _session(p) == node_pid]
+        assert survivors == [], f"processes of the removed node still running: {survivors}"
+        cluster.release(*keys)
         assert proc.wait(timeout=300) == 0
     finally:
+        cluster.release(*keys)
         kill_group(proc)
         cluster.script("start-worker.sh", "1")
     sweep = Sweep.find(cluster, storage, proc)
     assert set(sweep.ray_statuses().values()) == {"TERMINATED"}
-    restarted = [k for k, v in _rows(storage).items() if {r["pid"] for r in v} - pids_before[k]]
-    assert len(restarted) == 1  # the trial on the removed node moved; the other ran on
+    rows_by_folder = _rows(storage)
+    pids = {k: {r["pid"] for name, rows in rows_by_folder.items() if name.startswith(k + "_") for r in rows}
+            for k in keys}
+    moved = {k for k in keys if pids[k] - {held[k]}}
+    assert moved == set(on_node)  # the trial on the removed node restarted elsewhere; the other ran on
     rows = _assert_exact(sweep, epochs)
     sweep.assert_no_orphans()
-    print(f"\nR2: worker1 removed at {removed_at:.1f} s; {restarted[0]} finished on worker2; sweep "
+    print(f"\nR2: worker1 (pid {node_pid}) removed at {removed_at:.1f} s (stop-node.sh took {stop_s:.1f} s) with "
+          f"{on_node[0]} (pid {held[on_node[0]]}) on it; it finished as pid(s) {sorted(pids[on_node[0]] - {held[on_node[0]]})}"
+          f"; the other ran on as pid {held[next(k for k in keys if k not in on_node)]}; sweep "
           f"{time.monotonic() - t0:.1f} s; {rows} per-epoch rows, exact")
+
+
+def _session(proc) -> int | None:
+    try:
+        return os.getsid(proc.pid)
+    except OSError:
+        return None
 
 
 def test_r4_mlflow_down_20s_metrics_spooled_and_delivered(cluster, tmp_path):
     epochs = 40
+    keys = ["ae__lam-__mu-__d4__s0", "eae__lam0.01__mu1__d4__s0"]
     spec = write_spec(tmp_path, "outage", methods=["ae", {"name": "eae", "lambdas": [0.01]}], epochs=epochs,
                       max_train=200)
     storage = tmp_path / "results"
+    for key in keys:  # both wait after epoch 2 until the server is down: the outage starts mid-run on any speed
+        cluster.hold(key, 2)
     t0 = time.monotonic()
     proc = _start_driver(cluster, spec, storage, tmp_path)
     ray_temp = Path(cluster.env["ESWEEP_RAY_TEMP"])  # trial dirs live under each node's temp dir
+
+    def spool_files():
+        return [p for d in [storage, *ray_temp.parent.glob(ray_temp.name + "*")] for p in d.rglob(SPOOL_FILE)]
+
     try:
-        wait_for(lambda: len(_rows(storage)) == 2 and all(len(r) >= 2 for r in _rows(storage).values()), 180,
-                 "both trials at epoch 2")
+        wait_for(lambda: all(map(cluster.held_pid, keys)), 180, "both trials waiting after epoch 2")
         cluster.script("stop-mlflow.sh")
         down = time.monotonic()
-        epochs_before = sum(len(r) for r in _rows(storage).values())
-        spooled = []
-        while time.monotonic() - down < 20:
-            spooled += [p for d in [storage, *ray_temp.parent.glob(ray_temp.name + "*")]
-                        for p in d.rglob(SPOOL_FILE)]
-            time.sleep(1)
-        epochs_while_down = sum(len(r) for r in _rows(storage).values()) - epochs_before
+        epochs_before = _epochs(storage)
+        for key in keys:  # on they go, to wait again at epoch 30 until the server is back: a trial ending (its
+            cluster.hold_again(key, 30)  # evaluation, its run closed) with no server for minutes would fail
+        spooled: list[Path] = []
+
+        def outage_seen():  # at least 20 s down, and long enough to see training go on and a batch spooled
+            spooled.extend(spool_files())
+            return time.monotonic() - down >= 20 and spooled and _epochs(storage) > epochs_before
+
+        wait_for(outage_seen, 180, "an epoch trained and a batch spooled while MLflow is down", interval=1)
+        epochs_while_down, down_s = _epochs(storage) - epochs_before, time.monotonic() - down
         cluster.script("start-mlflow.sh")
+        cluster.release(*keys)
         assert proc.wait(timeout=300) == 0
     finally:
+        cluster.release(*keys)
         kill_group(proc)
     sweep = Sweep.find(cluster, storage, proc)
-    assert epochs_while_down > 0, "training stalled while MLflow was down"
-    assert spooled, "no metric batch was spooled"
     rows = _assert_exact(sweep, epochs)
     assert not any(p.exists() for p in spooled)  # delivered and removed
     sweep.assert_no_orphans()
-    print(f"\nR4: MLflow down 20 s; {epochs_while_down} epochs trained meanwhile, spooled in "
+    print(f"\nR4: MLflow down {down_s:.0f} s; {epochs_while_down} epochs trained meanwhile, spooled in "
           f"{len(set(spooled))} file(s); {rows} per-epoch rows after, exact; sweep {time.monotonic() - t0:.1f} s")
+
+
+def _epochs(storage) -> int:
+    return sum(len(r) for r in _rows(storage).values())
 
 
 def test_r7_eight_trials_logging_at_once_row_counts_exact(cluster, tmp_path):

@@ -3,9 +3,14 @@ beyond 127.0.0.1, take every secret from the environment (no defaults), and turn
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +110,41 @@ def test_no_default_password_anywhere_in_deploy():
             text = path.read_text(errors="ignore").lower()
             for bad in ("password1234", "minioadmin", "changeme", "admin_password ="):
                 assert bad not in text, f"{bad!r} in {path}"
+
+
+def test_stop_pidfile_ends_the_whole_session_even_processes_in_groups_of_their_own(tmp_path):
+    """A node's trials run in process groups of their own (Ray's workers do): stopping the node must end them too,
+    or the "removed" node's trials run on. Here a leader started with setsid, like each script's, and a child of it
+    in its own process group; stop_pidfile ends both."""
+    child_pid = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time; "
+              "p = subprocess.Popen(['sleep', '300'], process_group=0); "
+              f"open({str(child_pid)!r}, 'w').write(str(p.pid)); time.sleep(300)")
+    leader = subprocess.Popen(["setsid", sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not (child_pid.exists() and child_pid.read_text()):
+            assert time.monotonic() < deadline and leader.poll() is None, "the test's processes did not start"
+            time.sleep(0.1)
+        child = int(child_pid.read_text())
+        assert os.getpgid(child) == child != os.getpgid(leader.pid)  # a group of its own, in the leader's session
+        (tmp_path / "node.pid").write_text(str(leader.pid))
+        env = {**os.environ, "ESWEEP_LOCAL_DIR": str(tmp_path / "state")}
+        subprocess.run(["bash", "-c", f'source "{DEPLOY}/local/common.sh" && stop_pidfile "{tmp_path}/node.pid"'],
+                       env=env, check=True, timeout=120)
+        leader.wait(timeout=10)
+        assert not _alive(child), f"pid {child} outlived stop_pidfile"
+        assert not (tmp_path / "node.pid").exists()
+    finally:
+        for pid in [leader.pid] + ([int(child_pid.read_text())] if child_pid.exists() and child_pid.read_text() else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        leader.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

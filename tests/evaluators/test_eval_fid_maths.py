@@ -1,5 +1,4 @@
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -162,11 +161,19 @@ def test_concurrent_workers_share_the_reference_shards(tmp_path, mnist5k, pixel_
     """Workers that arrive together split the extraction: every shard once, by more than one worker."""
     calls = []
     barrier = threading.Barrier(3)
+    another_started = threading.Event()
 
     def slow(x):
-        calls.append((threading.get_ident(), len(x)))
-        time.sleep(0.5)  # long enough that a shard is still held when the other workers reach it
+        with lock:
+            calls.append((threading.get_ident(), len(x)))
+            first = len(calls) == 1
+        if first:  # hold the first shard until another worker has taken one, on any machine's speed
+            another_started.wait(timeout=60)
+        else:
+            another_started.set()
         return pixel_net.forward(x)
+
+    lock = threading.Lock()
 
     net = FeatureNet(pixel_net.name, slow, pixel_net.device)
     images = mnist5k.test_x[:200]
