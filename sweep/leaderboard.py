@@ -174,6 +174,12 @@ def _verdict(verdict: str, p: float) -> str:
     return f"{verdict} (p={p:.2g})"
 
 
+def _pareto_cell(row) -> str:
+    if row["pareto"] == names.PARETO_DOMINATED:
+        return f"dominated by {row['pareto_by']} ({row['pareto_metric'].removeprefix('eval/')} q={row['pareto_q']:.2g})"
+    return row["pareto"]
+
+
 def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFrame:
     """Human-readable: 'mean ± ci95' cells (n in the cell where it differs from the row's seeds), a 'vs best'
     column for ``vs_best`` (default: the sort metric), flags; the exports keep every column."""
@@ -193,6 +199,8 @@ def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFra
         shown[f"vs best {metric.removeprefix('eval/')}"] = [
             _verdict(v, p) for v, p in zip(board[f"{metric}_vs_best"], board[f"{metric}_p_vs_best"], strict=True)
         ]
+    if "pareto" in board:
+        shown["pareto"] = [_pareto_cell(row) for _, row in board.iterrows()]
     if board["flags"].astype(bool).any():
         shown["flags"] = board["flags"]
     if board["failure"].astype(bool).any():
@@ -231,6 +239,11 @@ def records(board: pd.DataFrame) -> list[dict]:
                 entry["small_sample"] = n is not None and is_small_sample(n)
             metrics[metric] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
         rec["metrics"] = metrics
+        if "pareto" in board:
+            rec["pareto"] = {
+                "mark": row["pareto"], "dominated_by": row["pareto_by"] or None, "decided_by": row["pareto_metric"] or None,
+                "q": None if math.isnan(row["pareto_q"]) else float(row["pareto_q"]),
+            }
         out.append({k: (int(v) if hasattr(v, "item") and isinstance(v.item(), int) else v) for k, v in rec.items()})
     return out
 
