@@ -83,6 +83,11 @@ def point_label(row, varying: list[str]) -> str:
     return " ".join(parts)
 
 
+def _span(counts: pd.Series) -> str:
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 # evaluators.plots loads torch: imported where a plot is drawn, so the read-only commands start without it
 def front_plot(board: pd.DataFrame) -> bytes:
     from evaluators.plots import ParetoPoint, pareto_plot
@@ -100,7 +105,7 @@ def front_plot(board: pd.DataFrame) -> bytes:
     seeds = board.loc[board["pareto"] != names.PARETO_UNPLACED, "seeds"]
     return pareto_plot(
         [lb.column_label(board, m) for m in metrics], points,
-        title=f"Pareto front: mean ± 95% CI over seeds (n = {seeds.min()}-{seeds.max()}); filled = front, hollow = "
+        title=f"Pareto front: mean ± 95% CI over seeds (n = {_span(seeds)}); filled = front, hollow = "
               f"dominated (Welch, BH, q < {TIE_ALPHA:g})",
     )
 
