@@ -174,9 +174,11 @@ def _verdict(verdict: str, p: float) -> str:
     return f"{verdict} (p={p:.2g})"
 
 
-def _pareto_cell(row) -> str:
+def _pareto_cell(row, metrics: list[str]) -> str:
     if row["pareto"] == names.PARETO_DOMINATED:
         return f"dominated by {row['pareto_by']} ({row['pareto_metric'].removeprefix('eval/')} q={row['pareto_q']:.2g})"
+    if row["pareto"] == names.PARETO_FRONT and any(row[f"{m}_n"] < 2 for m in metrics):
+        return f"{names.PARETO_FRONT} (untested: n<2)"  # no test can show it dominated
     return row["pareto"]
 
 
@@ -200,7 +202,7 @@ def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFra
             _verdict(v, p) for v, p in zip(board[f"{metric}_vs_best"], board[f"{metric}_p_vs_best"], strict=True)
         ]
     if "pareto" in board:
-        shown["pareto"] = [_pareto_cell(row) for _, row in board.iterrows()]
+        shown["pareto"] = [_pareto_cell(row, board.attrs.get("pareto_metrics", [])) for _, row in board.iterrows()]
     if board["flags"].astype(bool).any():
         shown["flags"] = board["flags"]
     if board["failure"].astype(bool).any():

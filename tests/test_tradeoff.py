@@ -13,6 +13,7 @@ from mlflow_planted import plant_sweep, summary
 
 from evaluators import names
 from evaluators.metric_uncertainty import t_half_width
+from sweep import leaderboard as lb
 from sweep.aggregate import trial_frame
 from sweep.cli import main
 from sweep.leaderboard import leaderboard
@@ -133,3 +134,13 @@ def test_a_three_metric_front_marks_each_configuration(planted):
     uri, _, keys, _ = planted
     board = mark_pareto(board_of(uri), [RECON, KID, FID])  # FID ties everyone: nobody is better on all three
     assert set(board["pareto"]) == {"front"}
+
+
+def test_a_front_configuration_with_one_seed_says_no_test_could_place_it_behind(planted):
+    uri, _, keys, _ = planted
+    board = board_of(uri)
+    board.loc[board["config_key"] == keys["C"], f"{KID}_n"] = 1  # C's KID from one seed: no Welch test on it
+    board.loc[board["config_key"] == keys["C"], f"{RECON}_n"] = 1
+    shown = lb.display_frame(mark_pareto(board, [RECON, KID]))
+    cells = dict(zip(board["config_key"], shown["pareto"], strict=True))
+    assert cells[keys["C"]] == "front (untested: n<2)" and cells[keys["A"]] == "front"
