@@ -258,10 +258,37 @@ def _group_colours(groups: Sequence[str]) -> dict[str, tuple]:
     return {g: cmap(i % 10) for i, g in enumerate(dict.fromkeys(groups))}
 
 
-def pareto_plot(metrics: Sequence[str], points: Sequence[ParetoPoint], title: str = "", path=None) -> bytes:
+def _frame(values: Sequence[float], errors: Sequence[float], wide: float = 4.0) -> tuple[float, float]:
+    """Axis limits: the error bars' extent, unless it is over ``wide`` times the means' own (two seeds give a
+    Student-t interval 12.7 std wide), then the means padded by half their range, the bars running off the frame."""
+    v, e = np.asarray(values, dtype=np.float64), np.nan_to_num(np.asarray(errors, dtype=np.float64))
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.5 * (hi - lo) or 0.1 * abs(hi) or 1.0
+    elo, ehi = float((v - e).min()), float((v + e).max())
+    if ehi - elo <= wide * (hi - lo + 2 * pad):
+        margin = 0.05 * (ehi - elo) or pad
+        return elo - margin, ehi + margin
+    return lo - pad, hi + pad
+
+
+def _staircase(xy: Sequence[tuple[float, float]], modes: tuple[str, str]) -> list[tuple[float, float]]:
+    """The points no other beats on both axes by value (``modes``: 'min' or 'max' per axis), in x order."""
+    sign = np.array([1.0 if m == "min" else -1.0 for m in modes])
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2) * sign
+    keep = [i for i, p in enumerate(pts) if not any((q <= p).all() and (q < p).any() for q in pts)]
+    return sorted(tuple(pts[i] * sign) for i in keep)
+
+
+def pareto_plot(
+    metrics: Sequence[str], points: Sequence[ParetoPoint], modes: Sequence[str] | None = None, title: str = "",
+    path=None,
+) -> bytes:
     """One panel per pair of metrics (one for two): each configuration with 95% CI bars on both axes, filled on the
-    front and hollow when dominated, the front joined in order of the first axis, colour by group, each point
-    labelled."""
+    front and hollow when dominated, colour by group, each point labelled. The front's points that no other front
+    point beats on the panel's two means (``modes``: which way is better, default lower) are joined in x order;
+    the others are on the front only because no test could tell them apart. Where the bars dwarf the spread of
+    the means, the frame is the means' and the bars run off it."""
+    modes = list(modes or ["min"] * len(metrics))
     pairs = list(itertools.combinations(range(len(metrics)), 2))
     fig = Figure(figsize=(6.5 * len(pairs), 5))
     colours = _group_colours([p.group for p in points])
@@ -273,14 +300,16 @@ def pareto_plot(metrics: Sequence[str], points: Sequence[ParetoPoint], title: st
             ax.errorbar(p.values[a], p.values[b], xerr=xerr, yerr=yerr, fmt="o", color=c, ecolor=c, elinewidth=1,
                         capsize=3, markerfacecolor=c if p.front else "white", markersize=7)
             ax.annotate(p.label, (p.values[a], p.values[b]), textcoords="offset points", xytext=(5, 5), fontsize=7)
-        front = sorted((p.values[a], p.values[b]) for p in points if p.front)
+        front = _staircase([(p.values[a], p.values[b]) for p in points if p.front], (modes[a], modes[b]))
         if len(front) > 1:
             x, y = np.array(front).T
-            ax.plot(x, y, color="black", lw=1, ls="--", zorder=0, label="front")
+            ax.plot(x, y, color="black", lw=1, ls="--", zorder=0, label="front (its best means joined)")
         for g, c in colours.items():
             ax.plot([], [], "o", color=c, label=g)
         ax.plot([], [], "o", color="gray", markerfacecolor="white", label="dominated")
         ax.set(xlabel=metrics[a], ylabel=metrics[b])
+        ax.set_xlim(*_frame([p.values[a] for p in points], [p.errors[a] for p in points]))
+        ax.set_ylim(*_frame([p.values[b] for p in points], [p.errors[b] for p in points]))
         ax.legend(fontsize="small")
     fig.suptitle(title or "trade-off: mean ± 95% CI over seeds; filled = on the Pareto front", fontsize=10)
     return _png(fig, path)

@@ -40,7 +40,7 @@ def _number(value) -> float:
 
 def encode_params(trials: pd.DataFrame) -> pd.DataFrame:
     """The parameters fANOVA sees, one column each, for every trial row; a parameter with one value is left out
-    (it explains nothing)."""
+    (it explains nothing), as is a numeric one with one value where a method takes it."""
     out = pd.DataFrame(index=trials.index)
     for param in CATEGORICAL:
         if param in trials:
@@ -52,8 +52,8 @@ def encode_params(trials: pd.DataFrame) -> pd.DataFrame:
         if column == LOG_LAMBDA:
             x = np.log10(x.where(x > 0))
         present = x.dropna()
-        if present.empty:
-            continue
+        if present.nunique() < 2:
+            continue  # one value where present: whether it is present at all is the method's, already a column
         step = 1.0 if column == LOG_LAMBDA else max(float(present.max() - present.min()), 1.0)
         out[column] = x.fillna(float(present.min()) - step)  # absent: one step (a decade for lambda) below
     return out[[c for c in out if out[c].nunique() > 1]]

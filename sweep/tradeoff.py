@@ -74,7 +74,8 @@ def mark_pareto(board: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 
 def _varying(board: pd.DataFrame) -> list[str]:
-    return [c for c in GROUP_COLUMNS if c != names.P_METHOD and board[c].nunique() > 1]
+    """The parameters besides the method that take more than one value where a method takes them."""
+    return [c for c in GROUP_COLUMNS if c != names.P_METHOD and board.loc[board[c] != "-", c].nunique() > 1]
 
 
 def point_label(row, varying: list[str]) -> str:
@@ -104,9 +105,9 @@ def front_plot(board: pd.DataFrame) -> bytes:
     ]
     seeds = board.loc[board["pareto"] != names.PARETO_UNPLACED, "seeds"]
     return pareto_plot(
-        [lb.column_label(board, m) for m in metrics], points,
-        title=f"Pareto front: mean ± 95% CI over seeds (n = {_span(seeds)}); filled = front, hollow = "
-              f"dominated (Welch, BH, q < {TIE_ALPHA:g})",
+        [lb.column_label(board, m) for m in metrics], points, [lb.metric_mode(m) for m in metrics],
+        title=f"Pareto front: mean ± 95% CI over seeds (n = {_span(seeds)}); filled = front (not significantly "
+              f"dominated: Welch, BH, q < {TIE_ALPHA:g}), hollow = dominated",
     )
 
 

@@ -100,3 +100,9 @@ def test_importance_plot_and_parallel_coordinates():
     values = np.array([[0, 8, 0.02, 0.05], [1, 8, 0.03, np.nan], [1, 16, 0.01, 0.07]])
     check_png(plots.parallel_coordinates_plot(["method", "d", "recon", "kid"], values, ["ae", "eae", "eae"],
                                               {"method": ["ae", "eae"]}))
+
+
+def test_the_joined_front_is_the_points_nothing_beats_on_both_means():
+    pts = [(1.0, 3.0), (2.0, 2.0), (2.5, 2.5), (3.0, 1.0)]
+    assert plots._staircase(pts, ("min", "min")) == [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]
+    assert plots._staircase(pts, ("min", "max")) == [(1.0, 3.0)]
