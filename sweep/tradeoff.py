@@ -22,7 +22,6 @@ from sweep.importance import LOG_LAMBDA, Importance, ImportanceError, encode_par
 from sweep.tracking import Store, is_local_store
 
 MIN_METRICS, MAX_METRICS = 2, 3
-PARETO_COLUMNS = ("pareto", "pareto_by", "pareto_q", "pareto_metric")
 TEST = (f"Welch's t-test on every metric where one configuration's mean is better on all; Benjamini-Hochberg over "
         f"every (pair, metric) test made; dominated: q < {TIE_ALPHA:g} on at least one")
 LEGEND = f"pareto: front, or dominated by a configuration better on every metric by mean ({TEST})."
