@@ -106,6 +106,17 @@ def compare_to_best(summaries: Sequence[Summary], mode: str = "min", alpha: floa
     return out
 
 
+def bh_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q) of a family of tests; an untested (NaN) p stays NaN and is not
+    counted in the family. q < alpha across the family keeps the false discovery rate at alpha."""
+    tested = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    q = [math.nan] * len(p_values)
+    if tested:
+        for i, v in zip(tested, stats.false_discovery_control([p_values[i] for i in tested], method="bh"), strict=True):
+            q[i] = float(v)
+    return q
+
+
 def outlier_mask(values: Sequence[float], factor: float = OUTLIER_FACTOR) -> list[bool]:
     """Values above ``factor`` times the median of the finite values (a positive error metric such as recon MSE);
     needs at least 2 finite values, so a lone seed is never an outlier."""

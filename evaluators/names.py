@@ -222,3 +222,17 @@ T_REPRODUCE_TABLE = "esweep.reproduce.table"
 T_REPRODUCE_SCALE = "esweep.reproduce.scale"
 T_REPRODUCE_OVERRIDES = "esweep.reproduce.overrides"
 ARTIFACT_REPRODUCTION = "reproduce/side_by_side.json"
+
+# --- the trade-off, seen (issue 22) ---------------------------------------------------------------------------------
+# a configuration run's place on its sweep's Pareto front (set each time the sweep's results are published): on the
+# front, dominated (another configuration is better on every chosen metric and significantly on one), or unplaced
+# (it lacks a chosen metric, e.g. every seed failed)
+T_PARETO = "esweep.pareto"
+PARETO_FRONT = "front"
+PARETO_DOMINATED = "dominated"
+PARETO_UNPLACED = "unplaced"
+ARTIFACT_PARETO = "pareto.json"  # the front's metrics, test and every configuration's mark
+ARTIFACT_IMPORTANCE = "importance.json"  # fANOVA parameter importance per judged metric
+ARTIFACT_PLOT_PARETO = "plots/pareto.png"
+ARTIFACT_PLOT_IMPORTANCE = "plots/importance.png"
+ARTIFACT_PLOT_PARALLEL = "plots/parallel_coordinates.png"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -235,4 +236,140 @@ def trajectories_plot(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if series or target is not None:
         ax.legend(fontsize="small")
+    return _png(fig, path)
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """A configuration on the trade-off plot: its label (lambda, say), group (method, its colour), mean and 95%
+    half-width per metric (NaN: no bar), and whether it is on the front."""
+
+    label: str
+    group: str
+    values: tuple[float, ...]
+    errors: tuple[float, ...]
+    front: bool
+
+
+def _group_colours(groups: Sequence[str]) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {g: cmap(i % 10) for i, g in enumerate(dict.fromkeys(groups))}
+
+
+def _frame(values: Sequence[float], errors: Sequence[float], wide: float = 4.0) -> tuple[float, float]:
+    """Axis limits: the error bars' extent, unless it is over ``wide`` times the means' own (two seeds give a
+    Student-t interval 12.7 std wide), then the means padded by half their range, the bars running off the frame."""
+    v, e = np.asarray(values, dtype=np.float64), np.nan_to_num(np.asarray(errors, dtype=np.float64))
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.5 * (hi - lo) or 0.1 * abs(hi) or 1.0
+    elo, ehi = float((v - e).min()), float((v + e).max())
+    if ehi - elo <= wide * (hi - lo + 2 * pad):
+        margin = 0.05 * (ehi - elo) or pad
+        return elo - margin, ehi + margin
+    return lo - pad, hi + pad
+
+
+def _staircase(xy: Sequence[tuple[float, float]], modes: tuple[str, str]) -> list[tuple[float, float]]:
+    """The points no other beats on both axes by value (``modes``: 'min' or 'max' per axis), in x order."""
+    sign = np.array([1.0 if m == "min" else -1.0 for m in modes])
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2) * sign
+    keep = [i for i, p in enumerate(pts) if not any((q <= p).all() and (q < p).any() for q in pts)]
+    return sorted(tuple(pts[i] * sign) for i in keep)
+
+
+def pareto_plot(
+    metrics: Sequence[str], points: Sequence[ParetoPoint], modes: Sequence[str] | None = None, title: str = "",
+    path=None,
+) -> bytes:
+    """One panel per pair of metrics (one for two): each configuration with 95% CI bars on both axes, filled on the
+    front and hollow when dominated, colour by group, each point labelled. The front's points that no other front
+    point beats on the panel's two means (``modes``: which way is better, default lower) are joined in x order;
+    the others are on the front only because no test could tell them apart. Where the bars dwarf the spread of
+    the means, the frame is the means' and the bars run off it."""
+    modes = list(modes or ["min"] * len(metrics))
+    pairs = list(itertools.combinations(range(len(metrics)), 2))
+    fig = Figure(figsize=(6.5 * len(pairs), 5))
+    colours = _group_colours([p.group for p in points])
+    for panel, (a, b) in enumerate(pairs):
+        ax = fig.add_subplot(1, len(pairs), panel + 1)
+        for p in points:
+            c = colours[p.group]
+            xerr, yerr = (None if np.isnan(e) else e for e in (p.errors[a], p.errors[b]))
+            ax.errorbar(p.values[a], p.values[b], xerr=xerr, yerr=yerr, fmt="o", color=c, ecolor=c, elinewidth=1,
+                        capsize=3, markerfacecolor=c if p.front else "white", markersize=7)
+            ax.annotate(p.label, (p.values[a], p.values[b]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        front = _staircase([(p.values[a], p.values[b]) for p in points if p.front], (modes[a], modes[b]))
+        if len(front) > 1:
+            x, y = np.array(front).T
+            ax.plot(x, y, color="black", lw=1, ls="--", zorder=0, label="front (its best means joined)")
+        for g, c in colours.items():
+            ax.plot([], [], "o", color=c, label=g)
+        ax.plot([], [], "o", color="gray", markerfacecolor="white", label="dominated")
+        ax.set(xlabel=metrics[a], ylabel=metrics[b])
+        ax.set_xlim(*_frame([p.values[a] for p in points], [p.errors[a] for p in points]))
+        ax.set_ylim(*_frame([p.values[b] for p in points], [p.errors[b] for p in points]))
+        ax.legend(fontsize="small")
+    fig.suptitle(title or "trade-off: mean ± 95% CI over seeds; filled = on the Pareto front", fontsize=10)
+    return _png(fig, path)
+
+
+def importance_plot(panels: Mapping[str, Sequence[tuple[str, float, float, float]]], title: str = "", path=None) -> bytes:
+    """Horizontal bars, one panel per metric: (parameter, importance, low, high) with [low, high] as the error bar."""
+    fig = Figure(figsize=(5 * max(1, len(panels)), 0.5 * max((len(v) for v in panels.values()), default=1) + 1.8))
+    for i, (metric, rows) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, max(1, len(panels)), i + 1)
+        rows = list(reversed(rows))  # the most important on top
+        y = np.arange(len(rows))
+        value = np.array([r[1] for r in rows], dtype=np.float64)
+        low = np.array([r[2] for r in rows], dtype=np.float64)
+        high = np.array([r[3] for r in rows], dtype=np.float64)
+        err = None if np.isnan(low).all() else np.vstack([np.clip(value - low, 0, None), np.clip(high - value, 0, None)])
+        ax.barh(y, value, xerr=err, color="tab:blue", ecolor="black", capsize=3)
+        ax.set_yticks(y, [r[0] for r in rows])
+        ax.set(xlim=(0, 1.05), xlabel="importance (share of explained variance)", title=metric)
+    fig.suptitle(title or "fANOVA parameter importance", fontsize=10)
+    fig.tight_layout()
+    return _png(fig, path)
+
+
+def parallel_coordinates_plot(
+    columns: Sequence[str],
+    values: np.ndarray,
+    groups: Sequence[str],
+    categories: Mapping[str, Sequence[str]] | None = None,
+    title: str = "",
+    path=None,
+) -> bytes:
+    """One line per row of ``values`` (rows x columns) across vertical axes, each axis scaled to its own range and
+    labelled with its ends; a column in ``categories`` holds codes 0..k-1 of those names. Colour by group; a
+    missing value breaks the line."""
+    values = np.asarray(values, dtype=np.float64)
+    categories = categories or {}
+    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = (values - lo) / span
+    fig = Figure(figsize=(max(6.0, 1.6 * len(columns)), 4.5))
+    ax = fig.add_subplot()
+    colours = _group_colours(groups)
+    x = np.arange(len(columns))
+    for row, g in zip(scaled, groups, strict=True):
+        ax.plot(x, row, color=colours[g], alpha=0.8, lw=1.2, marker=".")
+    for i, col in enumerate(columns):
+        ax.axvline(i, color="gray", lw=0.8)
+        if col in categories:
+            for k, name in enumerate(categories[col]):
+                ax.annotate(name, (i, (k - lo[i]) / span[i]), fontsize=7, xytext=(3, 0), textcoords="offset points")
+        else:
+            for end, pos in ((lo[i], 0.0), (hi[i], 1.0)):
+                if np.isfinite(end):
+                    ax.annotate(f"{end:.3g}", (i, pos), fontsize=7, xytext=(3, 3 if pos else -9), textcoords="offset points")
+    for g, c in colours.items():
+        ax.plot([], [], color=c, label=g)
+    ax.set_xticks(x, columns, rotation=20, fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.08, 1.08)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(title or "configurations: parameters -> metrics (each axis scaled to its range)", fontsize=10)
     return _png(fig, path)

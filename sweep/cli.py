@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 
 import click
@@ -141,21 +142,54 @@ def run_parsed(parsed, tracking_uri, storage_path, address, num_cpus, verbose) -
 @click.option("--desc", is_flag=True, help="Sort descending.")
 @click.option("--format", "fmt", default="table", help=f"Output format: {', '.join(lb.FORMATS)}.")
 @click.option("--fresh", is_flag=True, help="Read every configuration run, not the finished sweep's snapshot.")
-def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt, fresh):
+@click.option(
+    "--pareto", is_flag=False, flag_value="", default=None, metavar="[M1,M2[,M3]]",
+    help="Mark each configuration 'front' or 'dominated by <configuration>' on 2 or 3 metrics with a direction "
+    "(e.g. recon_mse,kid/standard; alone: recon MSE against the judged generation metric). Dominated: another is "
+    "better on every metric by mean and significantly on one (Welch, Benjamini-Hochberg, 5%). Put SWEEP first.",
+)
+@click.option("--importance", "show_importance", is_flag=True,
+              help="fANOVA parameter importance (method, log10 lambda, mu, d, target) for the judged metric and "
+                   "eccentricity, from the trial runs.")
+def leaderboard(sweep, tracking_uri, sort_metric, desc, fmt, fresh, pareto, show_importance):
     """Show a sweep's leaderboard (default: the newest sweep), read from MLflow alone."""
     if fmt not in lb.FORMATS:
         fail(f"--format: unknown format {fmt!r}; choose one of {', '.join(lb.FORMATS)}")
+    if show_importance and fmt == "csv":
+        fail("--importance: csv holds one table; use --format json (both), table or markdown")
     store = Store(resolve_tracking_uri(tracking_uri))
+    found, notes = [], []
     try:
         sweep_id, board = lb.leaderboard(store, sweep, fresh=fresh)
         board = lb.sort_board(board, sort_metric, desc)
+        if pareto is not None or show_importance:
+            from sweep import tradeoff as to
+
+            if pareto is not None:
+                board = to.mark_pareto(board, to.pareto_metrics(board, pareto))
+            if show_importance:
+                from sweep.aggregate import trial_frame
+
+                found, notes = to.importances(trial_frame(store, sweep_id), to.importance_metrics(board))
     except lb.LeaderboardError as exc:
         fail(str(exc))
     if fmt == "table":
         click.echo(f"sweep {sweep_id}")
-    click.echo(lb.render(board, fmt, None if sort_metric else lb.default_vs_best(board)))
+    vs_best = None if sort_metric else lb.default_vs_best(board)
+    if show_importance and fmt == "json":
+        doc = {"configurations": lb.records(board), "importance": [vars(i) for i in found], "importance_notes": notes}
+        click.echo(json.dumps(doc, indent=1, default=str))
+        return
+    click.echo(lb.render(board, fmt, vs_best))
     if fmt == "table":
-        click.echo(f"\n{lb.LEGEND}")
+        click.echo(f"\n{lb.LEGEND}" + (f"\n{to.LEGEND}" if pareto is not None else ""))
+    if show_importance:
+        shown = to.importance_display(found)
+        if len(shown):
+            click.echo("\nparameter importance:\n" + (lb.markdown_table(shown) if fmt == "markdown" else shown.to_string(index=False)))
+            click.echo(f"\n{to.IMPORTANCE_LEGEND}")
+        for note in notes:
+            click.echo(f"importance not computed: {note}")
 
 
 @main.command()
@@ -298,8 +332,11 @@ def show_reproduction(store: Store, sweep_id: str, table_id: str, fmt: str) -> N
 @click.option("--desc", is_flag=True, help="Sort descending (default: ascending, or descending where higher is better).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the sweep's link in a web browser once the UI answers.")
 @click.option("--no-server", is_flag=True, help="Print the links only (the UI already runs on --port).")
+@click.option("--front", is_flag=True,
+              help="Only the configurations on the sweep's Pareto front (tag esweep.pareto = 'front', set when its "
+                   "results are published).")
 @stops_cleanly
-def ui(sweep, tracking_uri, port, sort_metric, desc, open_browser, no_server):
+def ui(sweep, tracking_uri, port, sort_metric, desc, open_browser, no_server, front):
     """Start the MLflow UI on the same store (127.0.0.1) and print a link to SWEEP's configuration runs (default:
     the newest sweep), sorted by a metric with its column shown. A tracking server URI is its own UI: no server."""
     import webbrowser
@@ -323,13 +360,17 @@ def ui(sweep, tracking_uri, port, sort_metric, desc, open_browser, no_server):
         ascending = not (desc or (metric is not None and lb.metric_mode(metric) == "max"))
         experiment_id = mlflow_ui.experiment_of(store, sweep_id)
         order = f"sorted by {metric} ({'ascending' if ascending else 'descending'})" if metric else "unsorted"
+        which = "configuration runs on the Pareto front" if front else "configuration runs"
+        if front and not store.find_runs(mlflow_ui.runs_filter(sweep_id, front=True), max_results=1):
+            click.echo(f"(no configuration run of {sweep_id} carries {names.T_PARETO} = '{names.PARETO_FRONT}': its "
+                       "results were published before fronts were, or it has no generation metric)", err=True)
         try:
-            key = mlflow_ui.publish_view(store, experiment_id, sweep_id, metric, ascending)
+            key = mlflow_ui.publish_view(store, experiment_id, sweep_id, metric, ascending, front)
             link = mlflow_ui.view_url(base, experiment_id, key)
-            click.echo(f"sweep {sweep_id}: configuration runs {order}, its column shown (a saved view):\n  {link}")
+            click.echo(f"sweep {sweep_id}: {which} {order}, its column shown (a saved view):\n  {link}")
         except Exception as exc:  # a read-only store: the plain link still filters and sorts
             click.echo(f"(saved view not written: {type(exc).__name__}: {exc})", err=True)
-        plain = mlflow_ui.runs_url(base, experiment_id, mlflow_ui.facets(sweep_id, metric, ascending))
+        plain = mlflow_ui.runs_url(base, experiment_id, mlflow_ui.facets(sweep_id, metric, ascending, front))
         click.echo(f"the same runs and order without the view's columns:\n  {plain}")
         link = link or plain
     link = link or base

@@ -8,10 +8,9 @@ import json
 import math
 
 import pandas as pd
-from scipy import stats
 
 from evaluators import names
-from evaluators.metric_uncertainty import TIE_ALPHA, Summary, format_summary, welch_difference
+from evaluators.metric_uncertainty import TIE_ALPHA, Summary, bh_adjust, format_summary, welch_difference
 from sweep import leaderboard as lb
 from sweep.aggregate import GROUP_COLUMNS
 
@@ -111,13 +110,8 @@ def compare_boards(
 def _judge(rows: list[dict], alpha: float) -> None:
     """Verdicts by the Benjamini-Hochberg adjusted p (q) over every compared cell: with dozens of metrics x
     configurations, raw p < alpha would call ~alpha of the unchanged cells different (false discovery rate alpha)."""
-    tested = [r for r in rows if not math.isnan(r["p"])]
-    qs = stats.false_discovery_control([r["p"] for r in tested], method="bh") if tested else []
-    for r, q in zip(tested, qs, strict=True):
-        r["q"] = float(q)
-    for r in rows:
-        r.setdefault("q", math.nan)
-        r.update(significant=bool(r["q"] < alpha), verdict=verdict(r["metric"], r["delta"], r["q"], alpha))
+    for r, q in zip(rows, bh_adjust([r["p"] for r in rows]), strict=True):
+        r.update(q=q, significant=bool(q < alpha), verdict=verdict(r["metric"], r["delta"], q, alpha))
 
 
 def only_in(comparison: pd.DataFrame, side: str) -> pd.DataFrame:

@@ -176,6 +176,14 @@ def _verdict(verdict: str, p: float) -> str:
     return f"{verdict} (p={p:.2g})"
 
 
+def _pareto_cell(row, metrics: list[str]) -> str:
+    if row["pareto"] == names.PARETO_DOMINATED:
+        return f"dominated by {row['pareto_by']} ({row['pareto_metric'].removeprefix('eval/')} q={row['pareto_q']:.2g})"
+    if row["pareto"] == names.PARETO_FRONT and any(row[f"{m}_n"] < 2 for m in metrics):
+        return f"{names.PARETO_FRONT} (untested: n<2)"  # no test can show it dominated
+    return row["pareto"]
+
+
 def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFrame:
     """Human-readable: 'mean ± ci95' cells (n in the cell where it differs from the row's seeds), a 'vs best'
     column for ``vs_best`` (default: the sort metric), flags; the exports keep every column."""
@@ -195,6 +203,8 @@ def display_frame(board: pd.DataFrame, vs_best: str | None = None) -> pd.DataFra
         shown[f"vs best {metric.removeprefix('eval/')}"] = [
             _verdict(v, p) for v, p in zip(board[f"{metric}_vs_best"], board[f"{metric}_p_vs_best"], strict=True)
         ]
+    if "pareto" in board:
+        shown["pareto"] = [_pareto_cell(row, board.attrs.get("pareto_metrics", [])) for _, row in board.iterrows()]
     if board["flags"].astype(bool).any():
         shown["flags"] = board["flags"]
     if board["failure"].astype(bool).any():
@@ -233,6 +243,11 @@ def records(board: pd.DataFrame) -> list[dict]:
                 entry["small_sample"] = n is not None and is_small_sample(n)
             metrics[metric] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
         rec["metrics"] = metrics
+        if "pareto" in board:
+            rec["pareto"] = {
+                "mark": row["pareto"], "dominated_by": row["pareto_by"] or None, "decided_by": row["pareto_metric"] or None,
+                "q": None if math.isnan(row["pareto_q"]) else float(row["pareto_q"]),
+            }
         out.append({k: (int(v) if hasattr(v, "item") and isinstance(v.item(), int) else v) for k, v in rec.items()})
     return out
 

@@ -17,6 +17,7 @@ from evaluators.report import write_html_report
 from sweep import leaderboard as lb
 from sweep.aggregate import SERVER_THREADS, trial_frame
 from sweep.tracking import Store, is_local_store
+from sweep.tradeoff import IMPORTANCE_LEGEND, LEGEND, Tradeoff, importance_display, publish_tradeoff, tradeoff
 
 if TYPE_CHECKING:
     from sweep.reproduce import Reproduction
@@ -30,6 +31,7 @@ TRIAL_PLOTS = (
     names.ARTIFACT_PLOT_CONTROL_LAMBDA,
     names.ARTIFACT_PLOT_CONTROL_ECC,
 )
+TRADEOFF_PLOTS = (names.ARTIFACT_PLOT_PARETO, names.ARTIFACT_PLOT_IMPORTANCE, names.ARTIFACT_PLOT_PARALLEL)
 
 
 def _artifact_pngs(store: Store, artifact_uri: str, folder: str = "") -> dict[str, bytes]:
@@ -49,13 +51,20 @@ def _artifact_pngs(store: Store, artifact_uri: str, folder: str = "") -> dict[st
     return out
 
 
-def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path]:
+def build_report(store: Store, sweep: str | None, path: Path, trade: Tradeoff | None = None) -> tuple[str, Path]:
+    """The report; ``trade``: the sweep's trade-off where the caller has it (else computed here, best effort)."""
     sweep_id, board = lb.leaderboard(store, sweep)
     parent = store.sweep_run(sweep_id)
-    images: list[tuple[str, bytes]] = []
-    for name, png in sorted(_artifact_pngs(store, parent.info.artifact_uri).items()):
-        images.append((f"sweep: {name}", png))
     trials = trial_frame(store, sweep_id)
+    if trade is None:
+        try:
+            trade = tradeoff(board, trials)
+        except Exception as exc:  # the report without the trade-off rather than no report
+            trade = Tradeoff(board, notes=[f"{type(exc).__name__}: {exc}"])
+    images: list[tuple[str, bytes]] = [(f"sweep: {name}", png) for name, png in trade.pngs.items()]
+    for name, png in sorted(_artifact_pngs(store, parent.info.artifact_uri).items()):
+        if name not in TRADEOFF_PLOTS:  # the sweep run's copies of the ones just drawn
+            images.append((f"sweep: {name}", png))
     if not trials.empty:
         finished = trials[trials["status"] == "FINISHED"].sort_values(["config_key", "seed"])
 
@@ -72,7 +81,12 @@ def build_report(store: Store, sweep: str | None, path: Path) -> tuple[str, Path
         with ThreadPoolExecutor(1 if is_local_store(store.uri) else SERVER_THREADS) as pool:
             for found in pool.map(plots, finished.groupby("config_key", sort=False)):
                 images += found
-    tables = [(f"leaderboard ({lb.LEGEND})", lb.display_frame(board, lb.default_vs_best(board)))]
+    legend = lb.LEGEND + (f" {LEGEND} Metrics: {', '.join(trade.metrics)}." if trade.metrics else "")
+    tables = [(f"leaderboard ({legend})", lb.display_frame(trade.board, lb.default_vs_best(board)))]
+    if trade.importance:
+        tables.append((f"parameter importance ({IMPORTANCE_LEGEND})", importance_display(trade.importance)))
+    if trade.notes:
+        tables.append(("trade-off not shown in full", pd.DataFrame({"reason": trade.notes})))
     if not trials.empty:
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
         if len(failed):
@@ -115,8 +129,9 @@ def publish_leaderboard(store: Store, sweep_id: str, run_id: str) -> pd.DataFram
 
 
 def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]:
-    """The leaderboard (an MLflow table and CSV) and the HTML report of ``esweep report`` onto the sweep run,
-    replacing earlier ones. Each is best effort: one that fails is left out with its reason printed, never failing
+    """The leaderboard (an MLflow table and CSV), the trade-off (front, importance, parallel coordinates; the tag
+    esweep.pareto on every configuration run) and the HTML report of ``esweep report`` onto the sweep run, replacing
+    earlier ones. Each is best effort: one that fails is left out with its reason printed, never failing
     the sweep. Returns the artifacts written."""
     written: list[str] = []
 
@@ -128,12 +143,22 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
             print(f"esweep: {', '.join(artifacts)} not written to the sweep run ({type(exc).__name__}: {exc})")
             traceback.print_exc(limit=3)
 
+    boards: list[pd.DataFrame] = []
+    trades: list[Tradeoff] = []
+
     def leaderboard_artifacts() -> None:
-        publish_leaderboard(store, sweep_id, run_id)
+        boards.append(publish_leaderboard(store, sweep_id, run_id))
+
+    def tradeoff_artifacts() -> bool:
+        board = boards[0] if boards else lb.leaderboard(store, sweep_id, fresh=True)[1]
+        trades.append(tradeoff(board, trial_frame(store, sweep_id)))
+        written.extend(publish_tradeoff(store, run_id, trades[0]))
+        return False  # listed as written above: only those the sweep allowed
 
     def report_artifact() -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            _, path = build_report(store, sweep_id, Path(tmp) / Path(names.ARTIFACT_SWEEP_REPORT).name)
+            _, path = build_report(store, sweep_id, Path(tmp) / Path(names.ARTIFACT_SWEEP_REPORT).name,
+                                   trades[0] if trades else None)
             store.log_artifact_bytes(run_id, names.ARTIFACT_SWEEP_REPORT, path.read_bytes())
 
     def reproduction_artifact() -> bool:
@@ -149,6 +174,7 @@ def publish_sweep_results(store: Store, sweep_id: str, run_id: str) -> list[str]
 
     attempt((names.ARTIFACT_LEADERBOARD_CSV, names.ARTIFACT_LEADERBOARD_TABLE, names.ARTIFACT_BOARD_SNAPSHOT),
             leaderboard_artifacts)
+    attempt((names.ARTIFACT_PARETO, names.ARTIFACT_IMPORTANCE, *TRADEOFF_PLOTS), tradeoff_artifacts)
     attempt((names.ARTIFACT_REPRODUCTION,), reproduction_artifact)
     attempt((names.ARTIFACT_SWEEP_REPORT,), report_artifact)
     return written

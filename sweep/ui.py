@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import webbrowser
 
+from evaluators import names
 from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N
 from sweep.shutdown import start_child, stop_child
 from sweep.tracking import Store, config_runs_filter, with_retry
@@ -39,9 +40,16 @@ def param_column(param: str) -> str:
     return f"params.`{param}`"
 
 
-def facets(sweep_id: str, metric: str | None, ascending: bool) -> dict[str, str]:
-    """The URL query that filters the page to the sweep's configuration runs, sorted by ``metric`` (if any)."""
-    query = {"searchFilter": config_runs_filter(sweep_id)}
+def runs_filter(sweep_id: str, front: bool = False) -> str:
+    """The sweep's configuration runs; with ``front``, only those its published Pareto front holds."""
+    flt = config_runs_filter(sweep_id)
+    return f"{flt} and tags.`{names.T_PARETO}` = '{names.PARETO_FRONT}'" if front else flt
+
+
+def facets(sweep_id: str, metric: str | None, ascending: bool, front: bool = False) -> dict[str, str]:
+    """The URL query that filters the page to the sweep's configuration runs (``front``: on its Pareto front),
+    sorted by ``metric`` (if any)."""
+    query = {"searchFilter": runs_filter(sweep_id, front)}
     if metric:
         query.update(orderByKey=metric_column(metric), orderByAsc="true" if ascending else "false")
     return query
@@ -61,20 +69,22 @@ def runs_url(base: str, experiment_id: str, query: dict[str, str]) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/{RUNS_TAB}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
 
 
-def view_state(sweep_id: str, metric: str | None, ascending: bool) -> dict:
+def view_state(sweep_id: str, metric: str | None, ascending: bool, front: bool = False) -> dict:
     """A saved view's state: the facets (orderByAsc as a boolean, as the page keeps it) and the visible columns."""
-    state: dict = {"searchFilter": config_runs_filter(sweep_id), "selectedColumns": columns(metric)}
+    state: dict = {"searchFilter": runs_filter(sweep_id, front), "selectedColumns": columns(metric)}
     if metric:
         state.update(orderByKey=metric_column(metric), orderByAsc=ascending)
     return state
 
 
-def saved_view(sweep_id: str, metric: str | None, ascending: bool, now_ms: int) -> tuple[str, str, str]:
+def saved_view(
+    sweep_id: str, metric: str | None, ascending: bool, now_ms: int, front: bool = False
+) -> tuple[str, str, str]:
     """(share key, experiment tag key, tag value) of the saved view; the key is the state's hash, so publishing the
     same view again rewrites one tag instead of adding another."""
-    state = json.dumps(view_state(sweep_id, metric, ascending), sort_keys=True)
+    state = json.dumps(view_state(sweep_id, metric, ascending, front), sort_keys=True)
     key = "esweep-" + hashlib.sha256(state.encode()).hexdigest()[:16]
-    title = f"esweep {sweep_id}: configurations" + (f" by {metric}" if metric else "")
+    title = f"esweep {sweep_id}: {'the Pareto front' if front else 'configurations'}" + (f" by {metric}" if metric else "")
     envelope = {"name": title, "createdAt": now_ms, "updatedAt": now_ms, "state": state}
     return key, SHARED_VIEW_TAG_PREFIX + key, json.dumps(envelope)
 
@@ -83,9 +93,11 @@ def view_url(base: str, experiment_id: str, key: str) -> str:
     return runs_url(base, experiment_id, {SHARE_KEY_PARAM: key})
 
 
-def publish_view(store: Store, experiment_id: str, sweep_id: str, metric: str | None, ascending: bool) -> str:
+def publish_view(
+    store: Store, experiment_id: str, sweep_id: str, metric: str | None, ascending: bool, front: bool = False
+) -> str:
     """Write the saved view onto the experiment; returns its share key."""
-    key, tag, value = saved_view(sweep_id, metric, ascending, int(time.time() * 1000))
+    key, tag, value = saved_view(sweep_id, metric, ascending, int(time.time() * 1000), front)
     with_retry(lambda: store.client.set_experiment_tag(experiment_id, tag, value))
     return key
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("sweep.compare", "sweep.cli"),
         ("sweep.reproduce", "sweep.report"),
         ("sweep.report", "sweep.reproduce", "sweep.cli"),
+        ("sweep.tradeoff", "sweep.report", "sweep.cli"),
     ],
 )
 def test_modules_import_in_either_order_in_a_fresh_interpreter(modules):
@@ -133,6 +134,6 @@ def test_only_sweep_imports_ray_or_mlflow():
 def test_read_only_cli_commands_never_load_torch():
     """`esweep leaderboard`, `ui`, `compare`, `report` start without torch (~3 s of a 10 s budget at 10,000 trials)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    code = "import sys; import sweep.cli, sweep.leaderboard, sweep.compare, sweep.ui, sweep.report; print('torch' in sys.modules)"
+    code = "import sys; import sweep.cli, sweep.leaderboard, sweep.compare, sweep.ui, sweep.report, sweep.tradeoff; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr[-3000:]

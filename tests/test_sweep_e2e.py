@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -276,3 +277,59 @@ def test_mlflow_ui_in_a_real_browser_shows_what_the_leaderboard_shows(finished_s
         assert [run_id for run_id, _ in table] == [r["run_id"] for r in descending]
     image = np.asarray(Image.open(shot).convert("RGB"))
     assert image.shape[:2] == (1000, 1600) and len(np.unique(image.reshape(-1, 3), axis=0)) > 10
+
+
+def test_the_trade_off_is_marked_published_and_reported(finished_sweep, tmp_path):
+    """`esweep leaderboard --pareto recon_mse,kid/standard --importance` on the real sweep agrees with what the sweep
+    published: pareto.json and the plots on the sweep run, the esweep.pareto tag on each configuration run, the
+    plot in the report."""
+    outcome, uri = finished_sweep
+    store = Store(uri)
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--pareto",
+                                       "recon_mse,kid/standard", "--importance", "--format", "json"])
+    print(f"\nleaderboard --pareto --importance (in process): {time.monotonic() - t0:.1f} s")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    marks = {r["config_key"]: r["pareto"]["mark"] for r in doc["configurations"]}
+    failed = {r["config_key"] for r in doc["configurations"] if r["seeds"] == 0}
+    assert len(failed) == 1 and all(marks[k] == names.PARETO_UNPLACED for k in failed)  # the diverged one
+    assert names.PARETO_FRONT in marks.values() and set(marks.values()) <= {"front", "dominated", "unplaced"}
+    by_metric = {}
+    for entry in doc["importance"]:
+        by_metric.setdefault(entry["metric"], []).append(entry)
+        assert entry["n"] == 4 and entry["configurations"] == 2  # two configurations of two seeds finished
+    assert set(by_metric) == {names.eval_kid("standard"), names.EVAL_ECCENTRICITY}
+    for entries in by_metric.values():
+        assert sum(e["importance"] for e in entries) == pytest.approx(1.0)
+    published = json.loads(store.read_artifact_bytes(outcome.parent_run_id, names.ARTIFACT_PARETO))
+    assert published["metrics"] == [names.EVAL_RECON_MSE, names.eval_kid("standard")]
+    assert {r["config_key"]: r["mark"] for r in published["configurations"]} == marks
+    artifacts = {a.path for a in store.client.list_artifacts(outcome.parent_run_id, "plots")}
+    assert {names.ARTIFACT_PLOT_PARETO, names.ARTIFACT_PLOT_IMPORTANCE, names.ARTIFACT_PLOT_PARALLEL} <= artifacts
+    tags = {r.data.tags[names.T_CONFIG_KEY]: r.data.tags.get(names.T_PARETO) for r in store.config_runs(outcome.sweep_id)}
+    assert tags == marks
+    out = tmp_path / "r.html"
+    assert CliRunner().invoke(main, ["report", outcome.sweep_id, "--tracking-uri", uri, "-o", str(out)]).exit_code == 0
+    html = out.read_text()
+    for name in (names.ARTIFACT_PLOT_PARETO, names.ARTIFACT_PLOT_IMPORTANCE, names.ARTIFACT_PLOT_PARALLEL):
+        assert html.count(f"sweep: {name}") == 2  # alt text and caption of one figure, not the sweep run's copy too
+    assert "parameter importance" in html and "front" in html
+
+
+@needs_chromium
+def test_mlflow_ui_front_link_in_a_real_browser_shows_exactly_the_front(finished_sweep, tmp_path):
+    """`esweep ui --front`: both links it prints, rendered by headless Chromium from a real MLflow server, show
+    exactly the configuration runs the leaderboard puts on the Pareto front."""
+    outcome, uri = finished_sweep
+    result = CliRunner().invoke(main, ["leaderboard", outcome.sweep_id, "--tracking-uri", uri, "--pareto", "--format",
+                                       "json"])
+    assert result.exit_code == 0, result.output
+    front = {r["run_id"] for r in json.loads(result.output) if r["pareto"]["mark"] == names.PARETO_FRONT}
+    assert front
+    with esweep_ui(uri, outcome.sweep_id, free_port(), tmp_path / "esweep-ui.log", "--front") as links:
+        assert len(links) == 2
+        for i, link in enumerate(links):
+            assert "esweep.pareto" in urllib.parse.unquote(link) or "viewStateShareKey" in link
+            table = render_runs_table(link, len(front), tmp_path / f"link-{i}")
+            assert {run_id for run_id, _ in table} == front

@@ -79,3 +79,30 @@ def test_trajectories_plot():
     check_png(
         plots.trajectories_plot(series, xlabel="epoch", target=0.5, logy=True, title="lambda targeting")
     )
+
+
+def test_pareto_plot_one_panel_per_pair_of_metrics(tmp_path):
+    pts = [
+        plots.ParetoPoint("λ=1", "eae", (0.02, 0.05, 3.0), (0.001, 0.01, 0.2), True),
+        plots.ParetoPoint("λ=10", "eae", (0.03, 0.03, 2.0), (float("nan"), 0.01, 0.2), True),
+        plots.ParetoPoint("", "ae", (0.04, 0.09, 4.0), (0.002, 0.02, 0.3), False),
+    ]
+    two = check_png(plots.pareto_plot(["recon", "kid"], pts), None)
+    three = check_png(plots.pareto_plot(["recon", "kid", "angle"], pts, path=tmp_path / "p.png"), tmp_path / "p.png")
+    assert three.width > two.width * 2  # three pairs side by side
+
+
+def test_importance_plot_and_parallel_coordinates():
+    check_png(plots.importance_plot({
+        "eval/kid/standard": [("d", 0.8, 0.6, 0.9), ("method", 0.2, 0.05, 0.3)],
+        "eval/eccentricity": [("method", 1.0, float("nan"), float("nan"))],
+    }))
+    values = np.array([[0, 8, 0.02, 0.05], [1, 8, 0.03, np.nan], [1, 16, 0.01, 0.07]])
+    check_png(plots.parallel_coordinates_plot(["method", "d", "recon", "kid"], values, ["ae", "eae", "eae"],
+                                              {"method": ["ae", "eae"]}))
+
+
+def test_the_joined_front_is_the_points_nothing_beats_on_both_means():
+    pts = [(1.0, 3.0), (2.0, 2.0), (2.5, 2.5), (3.0, 1.0)]
+    assert plots._staircase(pts, ("min", "min")) == [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]
+    assert plots._staircase(pts, ("min", "max")) == [(1.0, 3.0)]

@@ -90,3 +90,12 @@ def test_welch_against_one_summary_at_once_is_welch_one_by_one(test_seed):
     assert np.isnan(welch_p_against(rows, summarize([1.0]))).all()  # a lone reference seed: nothing is tested
     flat = Summary(2.0, 0.0, 0.0, 2)
     assert welch_p_against([flat, Summary(3.0, 0.0, 0.0, 4)], flat).tolist() == [1.0, 0.0]
+
+
+def test_bh_adjust_leaves_untested_p_out_of_the_family():
+    from evaluators.metric_uncertainty import bh_adjust
+
+    q = bh_adjust([0.01, math.nan, 0.04])
+    assert math.isnan(q[1])
+    np.testing.assert_allclose([q[0], q[2]], stats.false_discovery_control([0.01, 0.04], method="bh"))
+    assert bh_adjust([]) == []
