@@ -213,3 +213,58 @@ T_REPRODUCE_TABLE = "esweep.reproduce.table"
 T_REPRODUCE_SCALE = "esweep.reproduce.scale"
 T_REPRODUCE_OVERRIDES = "esweep.reproduce.overrides"
 ARTIFACT_REPRODUCTION = "reproduce/side_by_side.json"
+
+# --- fidelity, diversity and memorisation apart (issue 21) ---------------------------------------------------------
+# per sampler, from the same Inception features as its FID: precision, recall, F-score (Kynkäänniemi et al. 2019,
+# k = 3) and density, coverage (Naeem et al. 2020, k = 5); with the smaller side's sample count, below which the k-NN
+# manifolds are small-sample
+EVAL_PRECISION_PREFIX = "eval/precision/"
+EVAL_RECALL_PREFIX = "eval/recall/"
+EVAL_F_SCORE_PREFIX = "eval/f_score/"
+EVAL_DENSITY_PREFIX = "eval/density/"
+EVAL_COVERAGE_PREFIX = "eval/coverage/"
+EVAL_PRDC_N_PREFIX = "eval/prdc_n/"
+PRDC_PREFIXES = (
+    EVAL_PRECISION_PREFIX, EVAL_RECALL_PREFIX, EVAL_F_SCORE_PREFIX, EVAL_DENSITY_PREFIX, EVAL_COVERAGE_PREFIX,
+)  # fmt: skip
+P_PRC_NEIGHBORHOOD = "prc_k"
+P_DC_NEIGHBORHOOD = "dc_k"
+# per sampler, memorisation (Meehan et al. 2020): the C_T data-copying statistic (a cell-mass-weighted Mann-Whitney
+# z-score; well below 0: samples nearer the training set than held-out data are) and the fraction of generated
+# samples nearer a training image than that image's closest test image
+EVAL_CT_PREFIX = "eval/ct/"
+EVAL_COPY_FRACTION_PREFIX = "eval/copy_fraction/"
+P_CT_CELLS = "ct_cells"
+P_CT_TRAIN_SIZE = "ct_train_size"
+
+
+def eval_precision(sampler: str) -> str:
+    return f"{EVAL_PRECISION_PREFIX}{sampler}"
+
+
+def eval_recall(sampler: str) -> str:
+    return f"{EVAL_RECALL_PREFIX}{sampler}"
+
+
+def eval_f_score(sampler: str) -> str:
+    return f"{EVAL_F_SCORE_PREFIX}{sampler}"
+
+
+def eval_density(sampler: str) -> str:
+    return f"{EVAL_DENSITY_PREFIX}{sampler}"
+
+
+def eval_coverage(sampler: str) -> str:
+    return f"{EVAL_COVERAGE_PREFIX}{sampler}"
+
+
+def eval_prdc_n(sampler: str) -> str:
+    return f"{EVAL_PRDC_N_PREFIX}{sampler}"
+
+
+def eval_ct(sampler: str) -> str:
+    return f"{EVAL_CT_PREFIX}{sampler}"
+
+
+def eval_copy_fraction(sampler: str) -> str:
+    return f"{EVAL_COPY_FRACTION_PREFIX}{sampler}"

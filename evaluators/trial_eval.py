@@ -33,9 +33,10 @@ from evaluators.metric_fid import (
     fid_from_features_and_stats,
     reference_stats,
 )
-from evaluators.metric_fid_bias import is_small_sample
+from evaluators.metric_fid_bias import PRDC_MIN_SAMPLES, is_small_knn_sample, is_small_sample
 from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES, fid_infinity_from_features
 from evaluators.metric_kid import KID_SUBSETS, kid_from_features
+from evaluators.metric_prdc import DC_NEIGHBORHOOD, PRC_NEIGHBORHOOD, knn_radii, prdc_from_features
 from evaluators.report import render_html_report
 from trainers.datasets import ImageData
 
@@ -98,7 +99,8 @@ def evaluate_trial(
     ``fid_reference_size`` test images (a fixed random subset; all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
     to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a param.
     From the same features as each FID, with no further network pass: KID (mean and std over subsets), the sample
-    count, and with ``fid_infinity`` FID-infinity (its subset FIDs also as a table).
+    count, precision/recall/F-score and density/coverage (where both sides have more than k = 5 samples), and with
+    ``fid_infinity`` FID-infinity (its subset FIDs also as a table).
     """
     for name in samplers:
         samplers_mod.get(name)  # fail on an unknown name before any work, listing the valid ones
@@ -131,6 +133,9 @@ def evaluate_trial(
             params[names.P_FID_EXTRACTOR] = net.name
             params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
             params[names.P_KID_SUBSETS] = str(KID_SUBSETS)
+            params[names.P_PRC_NEIGHBORHOOD] = str(PRC_NEIGHBORHOOD)
+            params[names.P_DC_NEIGHBORHOOD] = str(DC_NEIGHBORHOOD)
+            ref_radii = None  # the reference's k-NN balls, once for every sampler
             fid_inf_rows = []
             for name, z in latents.items():
                 feats = features_of_latents(model.decode, z[:fid_samples], net, device, fid_batch_size)
@@ -140,6 +145,14 @@ def evaluate_trial(
                 metrics[names.eval_kid(name)] = kid.kid_mean
                 metrics[names.eval_kid_std(name)] = kid.kid_std
                 params[names.P_KID_SUBSET_SIZE] = str(kid.subset_size)
+                if min(len(feats), ref.n) > max(PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD):
+                    if ref_radii is None:
+                        ref_radii = knn_radii(
+                            torch.from_numpy(ref.features).to(net.device, torch.float64),
+                            (PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD),
+                        )
+                    prdc = prdc_from_features(feats, ref.features, ref_radii=ref_radii, device=net.device)
+                    metrics.update(_prdc_metrics(name, prdc))
                 if fid_infinity:
                     inf = fid_infinity_from_features(feats, ref)
                     metrics[names.eval_fid_inf(name)] = inf.fid_inf
@@ -162,16 +175,43 @@ def evaluate_trial(
     return metrics, params, artifacts
 
 
+def _prdc_metrics(sampler: str, r) -> dict[str, float]:
+    return {
+        names.eval_precision(sampler): r.precision,
+        names.eval_recall(sampler): r.recall,
+        names.eval_f_score(sampler): r.f_score,
+        names.eval_density(sampler): r.density,
+        names.eval_coverage(sampler): r.coverage,
+        names.eval_prdc_n(sampler): float(min(r.n_generated, r.n_reference)),
+    }
+
+
+PRDC_COLUMNS = {
+    "precision": names.eval_precision,
+    "recall": names.eval_recall,
+    "F": names.eval_f_score,
+    "density": names.eval_density,
+    "coverage": names.eval_coverage,
+}
+
+
 def _fid_table(metrics: dict[str, float], samplers, feature_dim: int) -> pd.DataFrame:
-    """One row per sampler; 'small-sample' where n is below the feature dimension (FID's bias is large there)."""
+    """One row per sampler; 'small-sample' where n is below the feature dimension (FID's bias is large there) or
+    below 500 a side for the k-NN metrics."""
+    first = next(iter(samplers))
     columns = {"FID": names.eval_fid, "KID": names.eval_kid, "KID std": names.eval_kid_std}
-    if names.eval_fid_inf(next(iter(samplers))) in metrics:
+    if names.eval_fid_inf(first) in metrics:
         columns["FID-inf"] = names.eval_fid_inf
+    if names.eval_precision(first) in metrics:
+        columns.update(PRDC_COLUMNS)
     rows = []
     for s in samplers:
         n = int(metrics[names.eval_fid_n(s)])
-        flag = f"small-sample (n < {feature_dim})" if is_small_sample(n, feature_dim) else ""
-        rows.append((s, n, flag, *(metrics[key(s)] for key in columns.values())))
+        flags = [f"FID small-sample (n < {feature_dim})"] if is_small_sample(n, feature_dim) else []
+        knn_n = metrics.get(names.eval_prdc_n(s))
+        if knn_n is not None and is_small_knn_sample(int(knn_n)):
+            flags.append(f"k-NN metrics small-sample (n = {int(knn_n)} < {PRDC_MIN_SAMPLES} a side)")
+        rows.append((s, n, "; ".join(flags), *(metrics.get(key(s), float("nan")) for key in columns.values())))
     return pd.DataFrame(rows, columns=["sampler", "n", "flag", *columns])
 
 

@@ -19,7 +19,7 @@ from sweep.aggregate import GROUP_COLUMNS
 MATCH_COLUMNS = [*GROUP_COLUMNS, names.P_DATASET]
 BOTH, ONLY_A, ONLY_B = "both", "only in A", "only in B"
 # summaries that say how a number was made rather than how good it is
-SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)
+SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_PRDC_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)
 SIDE_STATS = ("mean", "std", "ci95", "n")
 
 

@@ -52,6 +52,9 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         assert metrics[names.eval_fid(s)] > 0
         assert metrics[names.eval_fid_n(s)] == 100
         assert metrics[names.eval_kid_std(s)] > 0 and metrics[names.eval_kid(s)] > 0
+        for key in (names.eval_precision, names.eval_recall, names.eval_f_score, names.eval_coverage):
+            assert 0 <= metrics[key(s)] <= 1
+        assert metrics[names.eval_density(s)] >= 0 and metrics[names.eval_prdc_n(s)] == 100  # the smaller side
     assert names.eval_fid("generator") not in metrics and names.eval_kid("generator") not in metrics
     assert not any(k.startswith(names.EVAL_FID_INF_PREFIX) for k in metrics)  # FID-infinity is opt-in
     assert params == {
@@ -62,6 +65,8 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         names.P_FID_REFERENCE_SIZE: "200",
         names.P_KID_SUBSETS: "100",
         names.P_KID_SUBSET_SIZE: "50",
+        names.P_PRC_NEIGHBORHOOD: "3",
+        names.P_DC_NEIGHBORHOOD: "5",
     }
     # 600 training items: sizes 10, 100 and 'all' (1000, 10000 skipped)
     assert {k for k in metrics if k.startswith(names.EVAL_KNN_ERROR_PREFIX)} == {
@@ -82,6 +87,7 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
     html = artifacts[names.ARTIFACT_REPORT].decode()
     assert html.count("data:image/png;base64,") == len(pngs) and "Table 2" in html
     assert "KID std" in html and "small-sample (n &lt; 192)" in html
+    assert "coverage" in html and "k-NN metrics small-sample (n = 100 &lt; 500 a side)" in html
     assert artifacts[names.ARTIFACT_TABLE_KNN].decode().startswith("labelled,k,error_pct,std_pct,repeats")
     assert len(list(tmp_path.glob("*.npz"))) == 1  # reference statistics cached
 
@@ -107,11 +113,14 @@ def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pix
     assert set(m) == {
         key(s)
         for s in ("matched", "generator")
-        for key in (names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std)
-    }
+        for key in (
+            names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std, names.eval_precision,
+            names.eval_recall, names.eval_f_score, names.eval_density, names.eval_coverage, names.eval_prdc_n,
+        )
+    }  # fmt: skip
 
 
-def test_kid_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, mnist5k, trial, pixel_net):
+def test_kid_prdc_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, mnist5k, trial, pixel_net):
     """The feature net sees the reference images once and each sampler's samples once, with or without KID and
     FID-infinity: both are computed from the features FID already has."""
     from evaluators import trial_eval
@@ -131,6 +140,7 @@ def test_kid_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, 
     for s in ("standard", "matched"):
         assert m[names.eval_fid_n(s)] == 150 and math.isfinite(m[names.eval_fid_inf(s)])
         assert math.isfinite(m[names.eval_kid(s)]) and m[names.eval_kid_std(s)] > 0
+        assert 0 <= m[names.eval_precision(s)] <= 1 and 0 <= m[names.eval_coverage(s)] <= 1
     rows = a[names.ARTIFACT_TABLE_FID_INFINITY].decode().splitlines()
     assert rows[0] == "sampler,subset_size,fid" and len(rows) == 1 + 2 * len(fid_infinity_sizes(150))
     # the FID of all 150 samples is the fit's last point
