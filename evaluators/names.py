@@ -235,6 +235,20 @@ P_DC_NEIGHBORHOOD = "dc_k"
 EVAL_CT_PREFIX = "eval/ct/"
 EVAL_COPY_FRACTION_PREFIX = "eval/copy_fraction/"
 P_CT_CELLS = "ct_cells"
+# provenance of every generation metric (FID, KID, precision/recall, density/coverage, C_T), beside P_FID_EXTRACTOR,
+# P_FID_REFERENCE_SIZE and each sampler's eval/fid_n: two runs' generation metrics compare only where these agree
+P_GEN_EXTRACTOR_WEIGHTS = "gen_extractor_weights_sha256"
+P_GEN_PREPROCESSING = "gen_extractor_preprocessing"  # the extractor's resize/interpolation and input scaling
+P_GEN_INPUT = "gen_input"  # how generated and reference images become the extractor's input (range, dtype)
+P_FID_REFERENCE_SPLIT = "fid_reference"  # test (Li & Blair) or train (Geng et al.)
+P_FID_REFERENCE_STATS = "fid_reference_stats_sha256"  # hash of the cached reference statistics
+PROVENANCE_PARAMS = (
+    P_FID_EXTRACTOR, P_GEN_EXTRACTOR_WEIGHTS, P_GEN_PREPROCESSING, P_GEN_INPUT, P_FID_REFERENCE_SPLIT,
+    P_FID_REFERENCE_SIZE, P_FID_REFERENCE_STATS, P_FID_SAMPLES,
+)  # fmt: skip
+# a configuration run's provenance of its seeds' generation metrics (JSON of PROVENANCE_PARAMS; "mixed: ..." when
+# its seeds disagree)
+T_GEN_PROVENANCE = "esweep.gen_provenance"
 P_CT_TRAIN_SIZE = "ct_train_size"
 
 

@@ -6,10 +6,13 @@ Both return plain dicts keyed by ``evaluators.names`` constants: metrics (float)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -17,7 +20,7 @@ from torch import nn
 from evaluators import names
 from evaluators import plots as plotting
 from evaluators import sampler_latent as samplers_mod
-from evaluators.feature_extractor_inception_fidhelper import build_feature_net
+from evaluators.feature_extractor_inception_fidhelper import FeatureNet, build_feature_net
 from evaluators.metric_crossrun import crossrun_metrics
 from evaluators.metric_downstream import (
     attribute_errors,
@@ -29,6 +32,8 @@ from evaluators.metric_eccentricity import principal_axes, to_principal
 from evaluators.metric_fid import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FID_SAMPLES,
+    GENERATED_INPUT,
+    FidStats,
     features_of_latents,
     fid_from_features_and_stats,
     reference_stats,
@@ -36,10 +41,12 @@ from evaluators.metric_fid import (
 from evaluators.metric_fid_bias import PRDC_MIN_SAMPLES, is_small_knn_sample, is_small_sample
 from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES, fid_infinity_from_features
 from evaluators.metric_kid import KID_SUBSETS, kid_from_features
+from evaluators.metric_memorisation import data_copying
 from evaluators.metric_prdc import DC_NEIGHBORHOOD, PRC_NEIGHBORHOOD, knn_radii, prdc_from_features
 from evaluators.report import render_html_report
 from trainers.datasets import ImageData
 
+FID_REFERENCES = ("test", "train")  # Li & Blair compare with unseen test images, Geng et al. with training ones
 GRID_SAMPLES = 64
 RECON_IMAGES = 8
 SCATTER_POINTS = 2000
@@ -82,6 +89,8 @@ def evaluate_trial(
     samplers: Sequence[str] = ("standard", "matched"),
     fid_samples: int = DEFAULT_FID_SAMPLES,
     fid_reference_size: int | None = None,
+    fid_reference: str = "test",
+    memorisation: bool = True,
     fid_extractor: str | None = None,
     fid_cache_dir: str | Path | None = None,
     fid_batch_size: int = DEFAULT_BATCH_SIZE,
@@ -96,14 +105,19 @@ def evaluate_trial(
 
     ``train_z``/``test_z`` encode ``data.train_x[:len(train_z)]`` and ``data.test_x[:len(test_z)]`` (labels are
     matched by that prefix). FID compares ``fid_samples`` decoded samples per sampler with the first
-    ``fid_reference_size`` test images (a fixed random subset; all when None); ``fid_samples=0`` skips FID. A sampler that does not apply
-    to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a param.
+    ``fid_reference_size`` test images (a fixed random subset; all when None), or with ``fid_reference='train'`` with
+    as many of the training images the model saw (Geng et al.'s reference); ``fid_samples=0`` skips FID. A sampler
+    that does not apply to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a
+    param. With ``memorisation``, per sampler Meehan et al.'s C_T and the copy fraction against those training and
+    test images (one network pass over the training images, cached like the reference).
     From the same features as each FID, with no further network pass: KID (mean and std over subsets), the sample
     count, precision/recall/F-score and density/coverage (where both sides have more than k = 5 samples), and with
     ``fid_infinity`` FID-infinity (its subset FIDs also as a table).
     """
     for name in samplers:
         samplers_mod.get(name)  # fail on an unknown name before any work, listing the valid ones
+    if fid_reference not in FID_REFERENCES:
+        raise ValueError(f"fid_reference must be one of {', '.join(FID_REFERENCES)}, got {fid_reference!r}")
     if fid_infinity and 0 < fid_samples < FID_INF_MIN_SAMPLES:
         raise ValueError(f"fid_infinity needs fid_samples >= {FID_INF_MIN_SAMPLES}, got {fid_samples}")
     device = torch.device(device) if device is not None else _model_device(model)
@@ -128,10 +142,20 @@ def evaluate_trial(
     with _eval_mode(model):
         if fid_samples > 0 and latents:
             net = build_feature_net(fid_extractor, device)
-            ref_images = data.test_x[fixed_subset(len(data.test_x), fid_reference_size)]
-            ref = reference_stats(ref_images, net, fid_cache_dir, fid_batch_size)
+            test_images = data.test_x[fixed_subset(len(data.test_x), fid_reference_size)]
+            test_ref = train_ref = None
+            if fid_reference == "test" or memorisation:
+                test_ref = reference_stats(test_images, net, fid_cache_dir, fid_batch_size)
+            if fid_reference == "train" or memorisation:
+                # training images the model saw (train_z encodes their prefix), as many as the test reference has
+                train_images = data.train_x[: len(train_z)][fixed_subset(len(train_z), len(test_images))]
+                train_ref = reference_stats(train_images, net, fid_cache_dir, fid_batch_size)
+            ref = train_ref if fid_reference == "train" else test_ref
             params[names.P_FID_EXTRACTOR] = net.name
             params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
+            params.update(provenance_params(net, ref, fid_reference))
+            if memorisation:
+                params[names.P_CT_TRAIN_SIZE] = str(train_ref.n)
             params[names.P_KID_SUBSETS] = str(KID_SUBSETS)
             params[names.P_PRC_NEIGHBORHOOD] = str(PRC_NEIGHBORHOOD)
             params[names.P_DC_NEIGHBORHOOD] = str(DC_NEIGHBORHOOD)
@@ -153,6 +177,12 @@ def evaluate_trial(
                         )
                     prdc = prdc_from_features(feats, ref.features, ref_radii=ref_radii, device=net.device)
                     metrics.update(_prdc_metrics(name, prdc))
+                if memorisation:
+                    copying = data_copying(feats, train_ref.features, test_ref.features)
+                    params[names.P_CT_CELLS] = str(copying.cells)
+                    metrics[names.eval_copy_fraction(name)] = copying.copy_fraction
+                    if math.isfinite(copying.ct):  # undefined when no cell holds enough generated samples
+                        metrics[names.eval_ct(name)] = copying.ct
                 if fid_infinity:
                     inf = fid_infinity_from_features(feats, ref)
                     metrics[names.eval_fid_inf(name)] = inf.fid_inf
@@ -173,6 +203,26 @@ def evaluate_trial(
             html = render_html_report("trial evaluation", tables, images)
             artifacts[names.ARTIFACT_REPORT] = html.encode()
     return metrics, params, artifacts
+
+
+def stats_digest(stats: FidStats) -> str:
+    """sha256 (first 16 hex digits) of reference statistics: mean, covariance and count."""
+    h = hashlib.sha256(f"{stats.n}|".encode())
+    h.update(np.ascontiguousarray(stats.mu, np.float64).tobytes())
+    h.update(np.ascontiguousarray(stats.sigma, np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def provenance_params(net: FeatureNet, ref: FidStats, split: str) -> dict[str, str]:
+    """Where every generation metric's numbers come from (clean-fid: a resize or a JPEG round-trip moves FID by
+    points): the extractor and its weights, its preprocessing and input range, the reference split, size and stats."""
+    return {
+        names.P_GEN_EXTRACTOR_WEIGHTS: net.weights_sha256,
+        names.P_GEN_PREPROCESSING: net.preprocessing,
+        names.P_GEN_INPUT: GENERATED_INPUT,
+        names.P_FID_REFERENCE_SPLIT: split,
+        names.P_FID_REFERENCE_STATS: stats_digest(ref),
+    }
 
 
 def _prdc_metrics(sampler: str, r) -> dict[str, float]:

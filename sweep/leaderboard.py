@@ -14,7 +14,7 @@ import pandas as pd
 from evaluators import names
 from evaluators.metric_fid_bias import FID_FEATURE_DIM, PRDC_MIN_SAMPLES, is_small_knn_sample, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
-from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
+from sweep.aggregate import GROUP_COLUMNS, PROVENANCE, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
 from sweep.tracking import Store
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -84,6 +84,7 @@ def config_frame(store: Store, sweep_id: str) -> pd.DataFrame:
             **{col: int(m.get(key, 0)) for col, key in COUNT_COLUMNS.items()},
             "flags": t.get(names.T_FLAGS, ""),
             "failure": t.get(names.T_FAILURE, ""),
+            PROVENANCE: t.get(names.T_GEN_PROVENANCE, ""),
         }
         bases = {k for k in m if is_summary_key(k)} | {k.removesuffix(SUFFIX_N) for k in m if k.endswith(SUFFIX_N)}
         for base in bases:
@@ -262,8 +263,18 @@ def records(board: pd.DataFrame) -> list[dict]:
                 entry["small_sample"] = n is not None and is_small_knn_sample(n)
             metrics[metric] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
         rec["metrics"] = metrics
+        rec["provenance"] = provenance_record(row.get(PROVENANCE, ""))
         out.append({k: (int(v) if hasattr(v, "item") and isinstance(v.item(), int) else v) for k, v in rec.items()})
     return out
+
+
+def provenance_record(value) -> dict | list | None:
+    """A configuration's generation-metric provenance for the JSON export: the params its seeds' FID, KID,
+    precision/recall, density/coverage and C_T were computed under; a list of them where its seeds differ; None
+    where not recorded."""
+    if not isinstance(value, str) or not value:
+        return None
+    return json.loads(value.removeprefix("mixed: "))
 
 
 def render(board: pd.DataFrame, fmt: str, vs_best: str | None = None) -> str:

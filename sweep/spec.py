@@ -52,6 +52,16 @@ class EvaluationSpec(_Strict):
     samplers: list[str] = Field(default_factory=lambda: ["standard", "matched"], description="latent samplers for FID")
     fid_samples: int = Field(10_000, ge=0, le=1_000_000, description="generated images per sampler (0: no FID)")
     fid_reference_size: int | None = Field(None, ge=2, description="test images for FID reference statistics")
+    fid_reference: Literal["test", "train"] = Field(
+        "test",
+        description="reference images of every generation metric: unseen test images (Li & Blair) or as many of the "
+        "training images (Geng et al.)",
+    )
+    memorisation: bool = Field(
+        True,
+        description="per sampler, Meehan et al.'s C_T data-copying test and the copy fraction (one extra feature "
+        "pass over training images, cached); a copying configuration is flagged in the leaderboard",
+    )
     knn: bool = Field(True, description="KNN error against labelled subset size (Li & Blair Table 2)")
     plots: bool = Field(True, description="spectrum, latent scatter, eigen-images, samples, reconstructions")
     crossrun: bool = Field(True, description="angles between seeds, raw and Hungarian-aligned (sec. 4.2)")

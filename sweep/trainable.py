@@ -91,6 +91,8 @@ def evaluate_and_log(
         knn=evaluation["knn"],
         plots=evaluation["plots"],
         fid_infinity=evaluation.get("fid_infinity", False),
+        fid_reference=evaluation.get("fid_reference", "test"),
+        memorisation=evaluation.get("memorisation", True),
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     store.log_params(run_id, params)
