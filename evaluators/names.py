@@ -235,6 +235,8 @@ P_DC_NEIGHBORHOOD = "dc_k"
 EVAL_CT_PREFIX = "eval/ct/"
 EVAL_COPY_FRACTION_PREFIX = "eval/copy_fraction/"
 P_CT_CELLS = "ct_cells"
+# per sampler, seconds to draw its codes: for the ex-post samplers (flow, two-stage) mostly the fit to the training codes
+EVAL_SAMPLER_TIME_PREFIX = "eval/sampler_time_s/"
 # provenance of every generation metric (FID, KID, precision/recall, density/coverage, C_T), beside P_FID_EXTRACTOR,
 # P_FID_REFERENCE_SIZE and each sampler's eval/fid_n: two runs' generation metrics compare only where these agree
 P_GEN_EXTRACTOR_WEIGHTS = "gen_extractor_weights_sha256"
@@ -274,6 +276,10 @@ def eval_coverage(sampler: str) -> str:
 
 def eval_prdc_n(sampler: str) -> str:
     return f"{EVAL_PRDC_N_PREFIX}{sampler}"
+
+
+def eval_sampler_time(sampler: str) -> str:
+    return f"{EVAL_SAMPLER_TIME_PREFIX}{sampler}"
 
 
 def eval_ct(sampler: str) -> str:

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import math
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -132,10 +133,14 @@ def evaluate_trial(
     skipped = []
     n_draw = max(fid_samples, GRID_SAMPLES if plots else 0)
     for name in samplers:
+        started = time.perf_counter()
         try:
             latents[name] = samplers_mod.get(name)(train_z, n_draw, generator, model) if n_draw else None
         except samplers_mod.SamplerUnavailableError:
             skipped.append(name)
+            continue
+        if n_draw:  # an ex-post sampler's fit is timed with its draw
+            metrics[names.eval_sampler_time(name)] = time.perf_counter() - started
     if skipped:
         params[names.P_FID_SKIPPED] = ",".join(skipped)
 

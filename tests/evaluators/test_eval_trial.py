@@ -57,7 +57,7 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         for key in (names.eval_precision, names.eval_recall, names.eval_f_score, names.eval_coverage):
             assert 0 <= metrics[key(s)] <= 1
         assert metrics[names.eval_density(s)] >= 0 and metrics[names.eval_prdc_n(s)] == 100  # the smaller side
-        assert 0 <= metrics[names.eval_copy_fraction(s)] <= 1
+        assert 0 <= metrics[names.eval_copy_fraction(s)] <= 1 and metrics[names.eval_sampler_time(s)] >= 0
     assert names.eval_fid("generator") not in metrics and names.eval_kid("generator") not in metrics
     assert not any(k.startswith(names.EVAL_FID_INF_PREFIX) for k in metrics)  # FID-infinity is opt-in
     stats_hash = params.pop(names.P_FID_REFERENCE_STATS)
@@ -127,7 +127,7 @@ def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pix
         for key in (
             names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std, names.eval_precision,
             names.eval_recall, names.eval_f_score, names.eval_density, names.eval_coverage, names.eval_prdc_n,
-            names.eval_ct, names.eval_copy_fraction,
+            names.eval_ct, names.eval_copy_fraction, names.eval_sampler_time,
         )
     }  # fmt: skip
 
