@@ -278,6 +278,12 @@ def eval_prdc_n(sampler: str) -> str:
     return f"{EVAL_PRDC_N_PREFIX}{sampler}"
 
 
+def in_feature_space(key: str, extractor: str) -> str:
+    """A generation metric or param of a further feature space: 'eval/fid/standard' -> 'eval/<extractor>/fid/standard',
+    'fid_reference' -> '<extractor>.fid_reference'."""
+    return key.replace("eval/", f"eval/{extractor}/", 1) if key.startswith("eval/") else f"{extractor}.{key}"
+
+
 def eval_sampler_time(sampler: str) -> str:
     return f"{EVAL_SAMPLER_TIME_PREFIX}{sampler}"
 

@@ -93,6 +93,7 @@ def evaluate_trial(
     fid_reference: str = "test",
     memorisation: bool = True,
     fid_extractor: str | None = None,
+    extra_extractors: Sequence[str] = (),
     fid_cache_dir: str | Path | None = None,
     fid_batch_size: int = DEFAULT_BATCH_SIZE,
     fid_infinity: bool = False,
@@ -110,7 +111,9 @@ def evaluate_trial(
     as many of the training images the model saw (Geng et al.'s reference); ``fid_samples=0`` skips FID. A sampler
     that does not apply to the model (``generator`` without ``model.latent_sampler()``) is skipped and named in a
     param. With ``memorisation``, per sampler Meehan et al.'s C_T and the copy fraction against those training and
-    test images (one network pass over the training images, cached like the reference).
+    test images (one network pass over the training images, cached like the reference). Each of
+    ``extra_extractors`` (a second feature space, e.g. DINOv2) gives FID, KID and precision/recall/density/coverage
+    on its own features, under ``names.in_feature_space``.
     From the same features as each FID, with no further network pass: KID (mean and std over subsets), the sample
     count, precision/recall/F-score and density/coverage (where both sides have more than k = 5 samples), and with
     ``fid_infinity`` FID-infinity (its subset FIDs also as a table).
@@ -148,40 +151,30 @@ def evaluate_trial(
         if fid_samples > 0 and latents:
             net = build_feature_net(fid_extractor, device)
             test_images = data.test_x[fixed_subset(len(data.test_x), fid_reference_size)]
-            test_ref = train_ref = None
-            if fid_reference == "test" or memorisation:
-                test_ref = reference_stats(test_images, net, fid_cache_dir, fid_batch_size)
-            if fid_reference == "train" or memorisation:
-                # training images the model saw (train_z encodes their prefix), as many as the test reference has
-                train_images = data.train_x[: len(train_z)][fixed_subset(len(train_z), len(test_images))]
-                train_ref = reference_stats(train_images, net, fid_cache_dir, fid_batch_size)
-            ref = train_ref if fid_reference == "train" else test_ref
+            # training images the model saw (train_z encodes their prefix), as many as the test reference has
+            train_images = data.train_x[: len(train_z)][fixed_subset(len(train_z), len(test_images))]
+
+            def reference(split: str, on: FeatureNet) -> FidStats:
+                images = train_images if split == "train" else test_images
+                return reference_stats(images, on, fid_cache_dir, fid_batch_size)
+
+            ref = reference(fid_reference, net)
+            if memorisation:
+                test_ref, train_ref = reference("test", net), reference("train", net)
+                params[names.P_CT_TRAIN_SIZE] = str(train_ref.n)
             params[names.P_FID_EXTRACTOR] = net.name
             params[names.P_FID_REFERENCE_SIZE] = str(ref.n)
             params.update(provenance_params(net, ref, fid_reference))
-            if memorisation:
-                params[names.P_CT_TRAIN_SIZE] = str(train_ref.n)
             params[names.P_KID_SUBSETS] = str(KID_SUBSETS)
             params[names.P_PRC_NEIGHBORHOOD] = str(PRC_NEIGHBORHOOD)
             params[names.P_DC_NEIGHBORHOOD] = str(DC_NEIGHBORHOOD)
-            ref_radii = None  # the reference's k-NN balls, once for every sampler
+            ref_radii: dict = {}  # the reference's k-NN balls, once for every sampler
             fid_inf_rows = []
             for name, z in latents.items():
                 feats = features_of_latents(model.decode, z[:fid_samples], net, device, fid_batch_size)
-                metrics[names.eval_fid(name)] = fid_from_features_and_stats(feats, ref)
-                metrics[names.eval_fid_n(name)] = float(len(feats))
-                kid = kid_from_features(feats, ref.features, device=net.device)
-                metrics[names.eval_kid(name)] = kid.kid_mean
-                metrics[names.eval_kid_std(name)] = kid.kid_std
-                params[names.P_KID_SUBSET_SIZE] = str(kid.subset_size)
-                if min(len(feats), ref.n) > max(PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD):
-                    if ref_radii is None:
-                        ref_radii = knn_radii(
-                            torch.from_numpy(ref.features).to(net.device, torch.float64),
-                            (PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD),
-                        )
-                    prdc = prdc_from_features(feats, ref.features, ref_radii=ref_radii, device=net.device)
-                    metrics.update(_prdc_metrics(name, prdc))
+                space, kid_size = _feature_space_metrics(name, feats, ref, net, ref_radii)
+                metrics.update(space)
+                params[names.P_KID_SUBSET_SIZE] = str(kid_size)
                 if memorisation:
                     copying = data_copying(feats, train_ref.features, test_ref.features)
                     params[names.P_CT_CELLS] = str(copying.cells)
@@ -192,6 +185,15 @@ def evaluate_trial(
                     inf = fid_infinity_from_features(feats, ref)
                     metrics[names.eval_fid_inf(name)] = inf.fid_inf
                     fid_inf_rows += [(name, size, fid) for size, fid in zip(inf.sizes, inf.fids, strict=True)]
+            for extra in extra_extractors:  # a second feature space (e.g. DINOv2): the same metrics on its features
+                xnet = build_feature_net(extra, device)
+                xref, xradii = reference(fid_reference, xnet), {}
+                xparams = {names.P_FID_EXTRACTOR: xnet.name, **provenance_params(xnet, xref, fid_reference)}
+                params.update({names.in_feature_space(k, xnet.name): v for k, v in xparams.items()})
+                for name, z in latents.items():
+                    feats = features_of_latents(model.decode, z[:fid_samples], xnet, device, fid_batch_size)
+                    space, _ = _feature_space_metrics(name, feats, xref, xnet, xradii)
+                    metrics.update({names.in_feature_space(k, xnet.name): v for k, v in space.items()})
             if fid_inf_rows:
                 artifacts[names.ARTIFACT_TABLE_FID_INFINITY] = _csv(
                     pd.DataFrame(fid_inf_rows, columns=["sampler", "subset_size", "fid"])
@@ -228,6 +230,26 @@ def provenance_params(net: FeatureNet, ref: FidStats, split: str) -> dict[str, s
         names.P_FID_REFERENCE_SPLIT: split,
         names.P_FID_REFERENCE_STATS: stats_digest(ref),
     }
+
+
+def _feature_space_metrics(
+    sampler: str, feats: np.ndarray, ref: FidStats, net: FeatureNet, ref_radii: dict
+) -> tuple[dict[str, float], int]:
+    """FID, its n, KID and (both sides over k) precision/recall/density/coverage of one sampler's features; the
+    reference's k-NN radii are computed into ``ref_radii`` on first use. Returns the metrics and KID's subset size."""
+    kid = kid_from_features(feats, ref.features, device=net.device)
+    out = {
+        names.eval_fid(sampler): fid_from_features_and_stats(feats, ref),
+        names.eval_fid_n(sampler): float(len(feats)),
+        names.eval_kid(sampler): kid.kid_mean,
+        names.eval_kid_std(sampler): kid.kid_std,
+    }
+    if min(len(feats), ref.n) > max(PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD):
+        if not ref_radii:
+            reference = torch.from_numpy(ref.features).to(net.device, torch.float64)
+            ref_radii.update(knn_radii(reference, (PRC_NEIGHBORHOOD, DC_NEIGHBORHOOD)))
+        out.update(_prdc_metrics(sampler, prdc_from_features(feats, ref.features, ref_radii=ref_radii, device=net.device)))
+    return out, kid.subset_size
 
 
 def _prdc_metrics(sampler: str, r) -> dict[str, float]:

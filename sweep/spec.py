@@ -57,6 +57,13 @@ class EvaluationSpec(_Strict):
         description="reference images of every generation metric: unseen test images (Li & Blair) or as many of the "
         "training images (Geng et al.)",
     )
+    feature_extractors: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="feature spaces of the generation metrics, e.g. [inception-v3-fidhelper, dinov2-vit-l-14]: the "
+        "first gives eval/fid/..., each further one the same FD/KID/precision/recall/density/coverage under "
+        "eval/<extractor>/... (default: the Inception network alone); each one's files must be on this machine",
+    )
     memorisation: bool = Field(
         True,
         description="per sampler, Meehan et al.'s C_T data-copying test and the copy fraction (one extra feature "
@@ -76,6 +83,21 @@ class EvaluationSpec(_Strict):
 
         for name in v:
             sampler_latent.get(name)
+        return v
+
+    @field_validator("feature_extractors")
+    @classmethod
+    def _extractors(cls, v: list[str] | None) -> list[str] | None:
+        from evaluators.feature_extractor_files import missing_files
+
+        if v is None:
+            return v
+        if len(set(v)) != len(v):
+            raise ValueError("feature extractors must be distinct")
+        for name in v:
+            if missing := missing_files(name):
+                files = " and ".join(str(path) for path, _ in missing)
+                raise ValueError(f"{name!r} needs {files}, not on this machine (offline?); {missing[0][1]}")
         return v
 
     @model_validator(mode="after")
