@@ -67,3 +67,24 @@ def test_prdc_columns_are_labelled_small_sample_below_500_a_side():
     assert list(small[f"{names.eval_precision('standard')}_vs_best"]) == ["best", "worse"]
     assert list(small[f"{names.eval_coverage('standard')}_vs_best"]) == ["best", "worse"]
     assert f"{names.eval_density('standard')}_vs_best" not in small
+
+
+def test_report_pieces_kid_matrix_and_precision_recall_scatter():
+    import io
+
+    from PIL import Image
+
+    from evaluators.plots import precision_recall_plot
+    from sweep.report import precision_recall_points, sampler_matrix
+
+    board = _prdc_board(1000)
+    for sampler, kid in (("standard", 0.05), ("gmm", 0.02)):
+        for metric, mean in ((names.eval_kid(sampler), kid), (names.eval_recall(sampler), 0.4)):
+            board[f"{metric}_mean"], board[f"{metric}_std"], board[f"{metric}_ci95"], board[f"{metric}_n"] = mean, 0.01, 0.02, 3
+    matrix = sampler_matrix(board, names.EVAL_KID_PREFIX)
+    assert list(matrix.columns) == ["configuration", "gmm", "standard"] and list(matrix["configuration"]) == ["c0", "c1"]
+    assert matrix.loc[0, "gmm"] == "0.02 ± 0.02 (n=3)"
+    points = precision_recall_points(board)  # gmm has recall but no precision: left out
+    assert points == [("c0", "standard", 0.9, 0.02, 0.4, 0.02), ("c1", "standard", 0.6, 0.02, 0.4, 0.02)]
+    Image.open(io.BytesIO(precision_recall_plot(points))).verify()
+    assert sampler_matrix(board, names.EVAL_FID_PREFIX) is None
