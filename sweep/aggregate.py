@@ -65,7 +65,9 @@ def provenance_of(params: dict[str, str]) -> str:
     """A trial's generation-metric provenance as canonical JSON (its PROVENANCE_PARAMS), '' without FID."""
     if names.P_FID_EXTRACTOR not in params:
         return ""
-    return json.dumps({k: params.get(k) for k in names.PROVENANCE_PARAMS}, sort_keys=True)
+    # with the provenance of each further feature space ('<extractor>.fid_reference', ...)
+    further = {k: v for k, v in params.items() if "." in k and k.split(".", 1)[1] in names.PROVENANCE_PARAMS}
+    return json.dumps({**{k: params.get(k) for k in names.PROVENANCE_PARAMS}, **further}, sort_keys=True)
 
 
 def configuration_provenance(values) -> str:

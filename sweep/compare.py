@@ -54,7 +54,10 @@ GENERATION_PREFIXES = (
 
 
 def is_generation_metric(metric: str) -> bool:
-    return metric.startswith(GENERATION_PREFIXES)
+    """eval/fid/<s>, eval/kid/<s>, ... and the same in a further feature space (eval/<extractor>/fid/<s>, ...)."""
+    parts = metric.split("/")
+    further = "/".join(["eval", *parts[2:]]) if len(parts) > 3 else metric
+    return metric.startswith(GENERATION_PREFIXES) or further.startswith(GENERATION_PREFIXES)
 
 
 def _provenance(row: pd.Series) -> dict | list | None:

@@ -54,6 +54,8 @@ def test_provenance_of_the_seeds_is_one_tag_or_mixed():
     params = {k: "v" for k in names.PROVENANCE_PARAMS}
     one = provenance_of(params)
     assert json.loads(one) == params and provenance_of({names.P_METHOD: "eae"}) == ""  # no FID, no provenance
+    second = names.in_feature_space(names.P_FID_REFERENCE_STATS, "dinov2-vit-l-14")
+    assert json.loads(provenance_of({**params, second: "abc", names.P_METHOD: "eae"})) == {**params, second: "abc"}
     other = provenance_of({**params, names.P_FID_REFERENCE_SPLIT: "train"})
     rows = [{names.P_SEED: str(i), "status": "FINISHED", PROVENANCE: p} for i, p in enumerate([one, one])]
     assert summarize_configuration(_trials(rows))[1][names.T_GEN_PROVENANCE] == one

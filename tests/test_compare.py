@@ -217,3 +217,11 @@ def test_provenance_differences_in_words():
     assert cmp.provenance_differences(a, b) == [f"{names.P_FID_SAMPLES}: x in A, 1000 in B"]
     assert cmp.provenance_differences(None, b) == ["provenance: not recorded in A, one provenance in B"]
     assert cmp.provenance_differences([a, b], a) == ["provenance: mixed over seeds in A, one provenance in B"]
+
+
+def test_generation_metrics_of_every_feature_space_are_checked():
+    for metric in (names.eval_fid("gmm"), names.eval_coverage("flow"), names.eval_ct("standard"),
+                   names.in_feature_space(names.eval_kid("standard"), "dinov2-vit-l-14")):  # fmt: skip
+        assert cmp.is_generation_metric(metric), metric
+    for metric in (RECON, ECC, names.eval_knn_error("all"), names.XRUN_ANGLE_RAW):
+        assert not cmp.is_generation_metric(metric), metric
