@@ -9,6 +9,7 @@ matches 'inception-v3-compat'.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,13 +97,34 @@ def default_extractor_name() -> str:
     return NAME_COMPAT if compat_weights_path().is_file() else NAME_FIDHELPER
 
 
+# what each extractor does to a uint8 RGB batch before its network: the resize and the input scaling
+PREPROCESSING = {
+    NAME_FIDHELPER: f"TF1-compatible bilinear resize to {INPUT_SIZE}x{INPUT_SIZE}, (x - 128) / 128",
+    NAME_COMPAT: f"TF1-compatible bilinear resize to {INPUT_SIZE}x{INPUT_SIZE}, (x - 128) / 128",
+}
+UNRECORDED = "unrecorded"
+
+
 @dataclass(frozen=True)
 class FeatureNet:
-    """A feature network for FID: ``forward(uint8 (B, 3, H, W) on device) -> (B, F)``; ``name`` keys the cache."""
+    """A feature network for FID: ``forward(uint8 (B, 3, H, W) on device) -> (B, F)``; ``name`` keys the cache;
+    ``weights_sha256`` and ``preprocessing`` are its provenance."""
 
     name: str
     forward: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
+    weights_sha256: str = UNRECORDED
+    preprocessing: str = UNRECORDED
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) of a module's parameters and buffers, by name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def build_feature_net(name: str | None = None, device: str | torch.device = "cpu") -> FeatureNet:
@@ -120,6 +142,7 @@ def build_feature_net(name: str | None = None, device: str | torch.device = "cpu
         weights = {"feature_extractor_weights_path": str(compat_weights_path())}
     layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
     fe = create_feature_extractor(name, [layer], cuda=False, verbose=False, **weights)
+    digest = weights_digest(fe)
     device = torch.device(device)
     fe = fe.to(device)
 
@@ -127,4 +150,4 @@ def build_feature_net(name: str | None = None, device: str | torch.device = "cpu
     def forward(x: torch.Tensor) -> torch.Tensor:
         return fe(x)[0]
 
-    return FeatureNet(name, forward, device)
+    return FeatureNet(name, forward, device, digest, PREPROCESSING.get(name, UNRECORDED))

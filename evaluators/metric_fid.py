@@ -104,6 +104,10 @@ def fid_from_features(f1: np.ndarray | torch.Tensor, f2: np.ndarray | torch.Tens
     return fid_from_features_and_stats(small, stats_from_features(large))
 
 
+# what every image goes through before the extractor's own preprocessing (a provenance param of every run)
+GENERATED_INPUT = "float images clamped to [0, 1], x255 rounded to uint8 [0, 255], grayscale repeated to RGB"
+
+
 def to_uint8_rgb(x: torch.Tensor) -> torch.Tensor:
     """Images for the extractor: uint8 (N, 3, H, W); floats are taken in [0, 1], grayscale is repeated."""
     if x.ndim != 4 or x.shape[1] not in (1, 3):

@@ -236,3 +236,83 @@ ARTIFACT_IMPORTANCE = "importance.json"  # fANOVA parameter importance per judge
 ARTIFACT_PLOT_PARETO = "plots/pareto.png"
 ARTIFACT_PLOT_IMPORTANCE = "plots/importance.png"
 ARTIFACT_PLOT_PARALLEL = "plots/parallel_coordinates.png"
+# --- fidelity, diversity and memorisation apart (issue 21) ---------------------------------------------------------
+# per sampler, from the same Inception features as its FID: precision, recall, F-score (Kynkäänniemi et al. 2019,
+# k = 3) and density, coverage (Naeem et al. 2020, k = 5); with the smaller side's sample count, below which the k-NN
+# manifolds are small-sample
+EVAL_PRECISION_PREFIX = "eval/precision/"
+EVAL_RECALL_PREFIX = "eval/recall/"
+EVAL_F_SCORE_PREFIX = "eval/f_score/"
+EVAL_DENSITY_PREFIX = "eval/density/"
+EVAL_COVERAGE_PREFIX = "eval/coverage/"
+EVAL_PRDC_N_PREFIX = "eval/prdc_n/"
+PRDC_PREFIXES = (
+    EVAL_PRECISION_PREFIX, EVAL_RECALL_PREFIX, EVAL_F_SCORE_PREFIX, EVAL_DENSITY_PREFIX, EVAL_COVERAGE_PREFIX,
+)  # fmt: skip
+P_PRC_NEIGHBORHOOD = "prc_k"
+P_DC_NEIGHBORHOOD = "dc_k"
+# per sampler, memorisation (Meehan et al. 2020): the C_T data-copying statistic (a cell-mass-weighted Mann-Whitney
+# z-score; well below 0: samples nearer the training set than held-out data are) and the fraction of generated
+# samples nearer a training image than that image's closest test image
+EVAL_CT_PREFIX = "eval/ct/"
+EVAL_COPY_FRACTION_PREFIX = "eval/copy_fraction/"
+P_CT_CELLS = "ct_cells"
+# per sampler, seconds to draw its codes: for the ex-post samplers (flow, two-stage) mostly the fit to the training codes
+EVAL_SAMPLER_TIME_PREFIX = "eval/sampler_time_s/"
+# provenance of every generation metric (FID, KID, precision/recall, density/coverage, C_T), beside P_FID_EXTRACTOR,
+# P_FID_REFERENCE_SIZE and each sampler's eval/fid_n: two runs' generation metrics compare only where these agree
+P_GEN_EXTRACTOR_WEIGHTS = "gen_extractor_weights_sha256"
+P_GEN_PREPROCESSING = "gen_extractor_preprocessing"  # the extractor's resize/interpolation and input scaling
+P_GEN_INPUT = "gen_input"  # how generated and reference images become the extractor's input (range, dtype)
+P_FID_REFERENCE_SPLIT = "fid_reference"  # test (Li & Blair) or train (Geng et al.)
+P_FID_REFERENCE_STATS = "fid_reference_stats_sha256"  # hash of the cached reference statistics
+PROVENANCE_PARAMS = (
+    P_FID_EXTRACTOR, P_GEN_EXTRACTOR_WEIGHTS, P_GEN_PREPROCESSING, P_GEN_INPUT, P_FID_REFERENCE_SPLIT,
+    P_FID_REFERENCE_SIZE, P_FID_REFERENCE_STATS, P_FID_SAMPLES,
+)  # fmt: skip
+# a configuration run's provenance of its seeds' generation metrics (JSON of PROVENANCE_PARAMS; "mixed: ..." when
+# its seeds disagree)
+T_GEN_PROVENANCE = "esweep.gen_provenance"
+P_CT_TRAIN_SIZE = "ct_train_size"
+
+
+def eval_precision(sampler: str) -> str:
+    return f"{EVAL_PRECISION_PREFIX}{sampler}"
+
+
+def eval_recall(sampler: str) -> str:
+    return f"{EVAL_RECALL_PREFIX}{sampler}"
+
+
+def eval_f_score(sampler: str) -> str:
+    return f"{EVAL_F_SCORE_PREFIX}{sampler}"
+
+
+def eval_density(sampler: str) -> str:
+    return f"{EVAL_DENSITY_PREFIX}{sampler}"
+
+
+def eval_coverage(sampler: str) -> str:
+    return f"{EVAL_COVERAGE_PREFIX}{sampler}"
+
+
+def eval_prdc_n(sampler: str) -> str:
+    return f"{EVAL_PRDC_N_PREFIX}{sampler}"
+
+
+def in_feature_space(key: str, extractor: str) -> str:
+    """A generation metric or param of a further feature space: 'eval/fid/standard' -> 'eval/<extractor>/fid/standard',
+    'fid_reference' -> '<extractor>.fid_reference'."""
+    return key.replace("eval/", f"eval/{extractor}/", 1) if key.startswith("eval/") else f"{extractor}.{key}"
+
+
+def eval_sampler_time(sampler: str) -> str:
+    return f"{EVAL_SAMPLER_TIME_PREFIX}{sampler}"
+
+
+def eval_ct(sampler: str) -> str:
+    return f"{EVAL_CT_PREFIX}{sampler}"
+
+
+def eval_copy_fraction(sampler: str) -> str:
+    return f"{EVAL_COPY_FRACTION_PREFIX}{sampler}"

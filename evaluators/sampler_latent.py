@@ -125,3 +125,25 @@ def sample_generator(
     if z.shape != (n, train_z.shape[1]):
         raise ValueError(f"latent_sampler returned shape {tuple(z.shape)}, expected {(n, train_z.shape[1])}")
     return z
+
+
+@SAMPLERS.register("flow")
+def sample_flow(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
+    # ex-post density: a masked autoregressive flow (zuko) fitted to the training encodings
+    from evaluators.sampler_expost import fit_flow
+
+    _check(train_z, n)
+    return fit_flow(train_z, _seed_from(generator))(n, _seed_from(generator))
+
+
+@SAMPLERS.register("two-stage")
+def sample_two_stage(
+    train_z: torch.Tensor, n: int, generator: torch.Generator, model: object | None = None
+) -> torch.Tensor:
+    # ex-post density: Dai & Wipf's second-stage VAE fitted to the training encodings (2-Stage VAE, sec. 4)
+    from evaluators.sampler_expost import fit_two_stage
+
+    _check(train_z, n)
+    return fit_two_stage(train_z, _seed_from(generator))(n, _seed_from(generator))

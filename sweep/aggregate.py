@@ -8,12 +8,14 @@ at step = the number of settled trials (finished or failed), so when two seeds f
 
 from __future__ import annotations
 
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
 from evaluators import names
+from evaluators.metric_memorisation import COPYING_THRESHOLD
 from evaluators.metric_uncertainty import outlier_mask, summarize
 from sweep.tracking import Store, is_local_store
 
@@ -24,6 +26,7 @@ FINAL_PREFIXES = (
     names.TRAIN_CONVERGED, names.TRAIN_REL_IMPROVEMENT_TAIL,
 )
 HIDDEN_METRICS = ("epoch", "done")
+PROVENANCE = "gen_provenance"  # a trial frame's column (JSON), and the leaderboard's
 SUFFIX_STD, SUFFIX_CI95, SUFFIX_N = "_std", "_ci95", "_n"
 SUFFIXES = (SUFFIX_STD, SUFFIX_CI95, SUFFIX_N)
 FINISHED, FAILED, RUNNING = "FINISHED", "FAILED", "RUNNING"
@@ -52,10 +55,28 @@ def trial_frame(store: Store, sweep_id: str, config_key: str | None = None) -> p
             "artifact_uri": run.info.artifact_uri,
             "start_time": run.info.start_time,
             "fid_samples": p.get(names.P_FID_SAMPLES, ""),
+            PROVENANCE: provenance_of(p),
         }
         row.update({k: v for k, v in m.items() if k.startswith(FINAL_PREFIXES) and k not in HIDDEN_METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def provenance_of(params: dict[str, str]) -> str:
+    """A trial's generation-metric provenance as canonical JSON (its PROVENANCE_PARAMS), '' without FID."""
+    if names.P_FID_EXTRACTOR not in params:
+        return ""
+    # with the provenance of each further feature space ('<extractor>.fid_reference', ...)
+    further = {k: v for k, v in params.items() if "." in k and k.split(".", 1)[1] in names.PROVENANCE_PARAMS}
+    return json.dumps({**{k: params.get(k) for k in names.PROVENANCE_PARAMS}, **further}, sort_keys=True)
+
+
+def configuration_provenance(values) -> str:
+    """The seeds' common provenance, or 'mixed: [...]' listing each one where they differ; '' where none has one."""
+    found = sorted({v for v in values if isinstance(v, str) and v})
+    if len(found) <= 1:
+        return found[0] if found else ""
+    return "mixed: " + json.dumps([json.loads(v) for v in found], sort_keys=True)
 
 
 def metric_columns(trials: pd.DataFrame) -> list[str]:
@@ -104,9 +125,22 @@ def summarize_configuration(group: pd.DataFrame) -> tuple[dict[str, float], dict
         metrics[names.SEEDS_OUTLIERS] = float(len(outliers))
         if outliers:
             flags.append(f"outlier {', '.join(outliers)}")
+    flags += copying_flags(ok)
     reasons = sorted({r for r in group.loc[group["status"] == FAILED, "failure"] if r})
     tags = {names.T_FLAGS: "; ".join(flags), names.T_FAILURE: "; ".join(reasons)[:4000]}
+    if PROVENANCE in ok and (provenance := configuration_provenance(ok[PROVENANCE])):
+        tags[names.T_GEN_PROVENANCE] = provenance
     return metrics, tags
+
+
+def copying_flags(ok: pd.DataFrame) -> list[str]:
+    """'data-copying <sampler>: s0 (C_T -9.1), ...' per sampler whose C_T is below COPYING_THRESHOLD in any seed."""
+    flags = []
+    for col in sorted(c for c in ok.columns if c.startswith(names.EVAL_CT_PREFIX)):
+        hits = [f"s{s} (C_T {v:.1f})" for s, v in zip(ok[names.P_SEED], ok[col], strict=True) if v < COPYING_THRESHOLD]
+        if hits:
+            flags.append(f"data-copying {col.removeprefix(names.EVAL_CT_PREFIX)}: {', '.join(hits)}")
+    return flags
 
 
 def settled(group: pd.DataFrame) -> int:

@@ -12,13 +12,13 @@ import pandas as pd
 from evaluators import names
 from evaluators.metric_uncertainty import TIE_ALPHA, Summary, bh_adjust, format_summary, welch_difference
 from sweep import leaderboard as lb
-from sweep.aggregate import GROUP_COLUMNS
+from sweep.aggregate import GROUP_COLUMNS, PROVENANCE
 
 # a configuration's identity across sweeps: its config key minus anything one sweep gave it (run ids, trial ids)
 MATCH_COLUMNS = [*GROUP_COLUMNS, names.P_DATASET, names.P_RECON]
 BOTH, ONLY_A, ONLY_B = "both", "only in A", "only in B"
 # summaries that say how a number was made rather than how good it is
-SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)
+SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_PRDC_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)
 SIDE_STATS = ("mean", "std", "ci95", "n")
 
 
@@ -44,6 +44,53 @@ def resolve_metrics(a: pd.DataFrame, b: pd.DataFrame, requested: list[str] | Non
             raise CompareError(f"--metric: unknown metric {metric!r}; available: {', '.join(available) or 'none'}")
         out.append(key)
     return list(dict.fromkeys(out))
+
+
+GENERATION_PREFIXES = (
+    names.EVAL_FID_PREFIX, names.EVAL_KID_PREFIX, names.EVAL_FID_INF_PREFIX, *names.PRDC_PREFIXES,
+    names.EVAL_CT_PREFIX, names.EVAL_COPY_FRACTION_PREFIX,
+)  # fmt: skip
+
+
+def is_generation_metric(metric: str) -> bool:
+    """eval/fid/<s>, eval/kid/<s>, ... and the same in a further feature space (eval/<extractor>/fid/<s>, ...)."""
+    parts = metric.split("/")
+    further = "/".join(["eval", *parts[2:]]) if len(parts) > 3 else metric
+    return metric.startswith(GENERATION_PREFIXES) or further.startswith(GENERATION_PREFIXES)
+
+
+def _provenance(row: pd.Series) -> dict | list | None:
+    return lb.provenance_record(row.get(PROVENANCE, ""))
+
+
+def provenance_differences(a: dict | list | None, b: dict | list | None) -> list[str]:
+    """What differs between two provenances, in words ('fid_reference: test in A, train in B'); [] when equal."""
+    if a == b:
+        return []
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        def words(p):
+            return "not recorded" if p is None else "mixed over seeds" if isinstance(p, list) else "one provenance"
+        return [f"provenance: {words(a)} in A, {words(b)} in B"]
+    return [f"{k}: {a.get(k)} in A, {b.get(k)} in B" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_provenance(a: pd.DataFrame, b: pd.DataFrame, metrics: list[str]) -> None:
+    """Refuse to compare generation metrics computed differently (extractor, weights, preprocessing, reference
+    split, size or statistics, generated count) in any configuration the two sweeps share: the difference would
+    be the pipeline's, not the models'."""
+    generation = [m for m in metrics if is_generation_metric(m)]
+    if not generation:
+        return
+    rows_a, rows_b = _by_key(a), _by_key(b)
+    for key in (k for k in rows_a if k in rows_b):
+        diffs = provenance_differences(_provenance(rows_a[key]), _provenance(rows_b[key]))
+        if diffs:
+            config = ", ".join(f"{c}={v}" for c, v in zip(MATCH_COLUMNS, key, strict=True))
+            raise CompareError(
+                f"generation metrics ({', '.join(generation[:3])}{', ...' if len(generation) > 3 else ''}) were "
+                f"computed differently in the two sweeps ({config}): {'; '.join(diffs)}. Compare other metrics "
+                "with --metric (e.g. --metric recon_mse), or rerun one sweep with the other's evaluation settings"
+            )
 
 
 def _by_key(board: pd.DataFrame) -> dict[tuple, pd.Series]:
@@ -78,9 +125,11 @@ def compare_boards(
     a: pd.DataFrame, b: pd.DataFrame, metrics: list[str] | None = None, alpha: float = TIE_ALPHA
 ) -> pd.DataFrame:
     """One row per configuration and metric: the two summaries, B - A with its Welch 95% half-width, p, verdict.
+    Generation metrics of different provenance are refused (``check_provenance``).
 
     A configuration in one sweep only has its rows too, with the other side empty and ``present`` saying which."""
     metrics = resolve_metrics(a, b, metrics)
+    check_provenance(a, b, metrics)
     rows_a, rows_b = _by_key(a), _by_key(b)
     keys = list(rows_a) + [k for k in rows_b if k not in rows_a]
     rows = []

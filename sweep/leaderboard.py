@@ -12,9 +12,9 @@ import math
 import pandas as pd
 
 from evaluators import names
-from evaluators.metric_fid_bias import FID_FEATURE_DIM, is_small_sample
+from evaluators.metric_fid_bias import FID_FEATURE_DIM, PRDC_MIN_SAMPLES, is_small_knn_sample, is_small_sample
 from evaluators.metric_uncertainty import Summary, compare_to_best, format_summary
-from sweep.aggregate import GROUP_COLUMNS, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
+from sweep.aggregate import GROUP_COLUMNS, PROVENANCE, SUFFIX_CI95, SUFFIX_N, SUFFIX_STD, is_summary_key
 from sweep.tracking import Store
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -28,7 +28,7 @@ DISPLAY_METRICS = (
     names.CONTROL_FINAL_LAMBDA,
     names.CONTROL_ABS_ERROR,
 )
-HIDDEN_PREFIXES = (names.EVAL_WALL_TIME, names.TRAIN_CONVERGED, names.TRAIN_REL_IMPROVEMENT_TAIL)
+HIDDEN_PREFIXES = (names.EVAL_WALL_TIME, names.EVAL_SAMPLER_TIME_PREFIX, names.TRAIN_CONVERGED, names.TRAIN_REL_IMPROVEMENT_TAIL)
 COUNT_COLUMNS = {
     "seeds": names.SEEDS_FINISHED,
     "failed": names.SEEDS_FAILED,
@@ -44,8 +44,12 @@ class LeaderboardError(ValueError):
 
 def metric_mode(metric: str) -> str | None:
     """Which way is better for a metric ('min' or 'max'), or None where neither is (eccentricity, lambda, ...)."""
-    if "_std/" in metric or metric.startswith(names.EVAL_FID_N_PREFIX):
+    if "_std/" in metric or metric.startswith((names.EVAL_FID_N_PREFIX, names.EVAL_PRDC_N_PREFIX)):
         return None
+    # density has no direction: above 1 the samples crowd the data's dense regions (Naeem et al. 2020)
+    if metric.startswith((names.EVAL_PRECISION_PREFIX, names.EVAL_RECALL_PREFIX, names.EVAL_F_SCORE_PREFIX,
+                          names.EVAL_COVERAGE_PREFIX)):
+        return "max"
     if metric.startswith(("eval/fid", "eval/kid", "eval/recon", "eval/knn_error", "eval/attr/", "xrun/angle", "xrun/rms",
                           names.CONTROL_ABS_ERROR, "search/objective")):
         return "min"
@@ -55,7 +59,7 @@ def metric_mode(metric: str) -> str | None:
 
 
 def display_order(metric: str) -> tuple[int, str]:
-    prefixes = ("eval/ecc", "control/", "eval/recon", "eval/fid", "eval/kid", "eval/knn", "xrun/")
+    prefixes = ("eval/ecc", "control/", "eval/recon", "eval/fid", "eval/kid", *names.PRDC_PREFIXES, "eval/knn", "xrun/")
     return next((i for i, p in enumerate(prefixes) if metric.startswith(p)), len(prefixes)), metric
 
 
@@ -82,6 +86,7 @@ def config_frame(store: Store, sweep_id: str) -> pd.DataFrame:
             **{col: int(m.get(key, 0)) for col, key in COUNT_COLUMNS.items()},
             "flags": t.get(names.T_FLAGS, ""),
             "failure": t.get(names.T_FAILURE, ""),
+            PROVENANCE: t.get(names.T_GEN_PROVENANCE, ""),
         }
         bases = {k for k in m if is_summary_key(k)} | {k.removesuffix(SUFFIX_N) for k in m if k.endswith(SUFFIX_N)}
         for base in bases:
@@ -142,10 +147,15 @@ def sort_board(board: pd.DataFrame, metric: str | None, descending: bool = False
     return board.sort_values(f"{key}_mean", ascending=not descending, na_position="last").reset_index(drop=True)
 
 
+SHOWN_PRDC_PREFIXES = (names.EVAL_PRECISION_PREFIX, names.EVAL_RECALL_PREFIX, names.EVAL_DENSITY_PREFIX,
+                       names.EVAL_COVERAGE_PREFIX)  # the F-score is in the exports: it follows from the two before
+
+
 def _shown(metric: str) -> bool:
     return (
         metric in DISPLAY_METRICS
         or metric.startswith((names.EVAL_FID_PREFIX, names.EVAL_KID_PREFIX, names.EVAL_FID_INF_PREFIX))
+        or metric.startswith(SHOWN_PRDC_PREFIXES)
         or metric == f"{names.EVAL_KNN_ERROR_PREFIX}all"
     )
 
@@ -160,8 +170,27 @@ def fid_n(board: pd.DataFrame, metric: str) -> int | None:
     return min(values) if values else None
 
 
+def prdc_n(board: pd.DataFrame, metric: str) -> int | None:
+    """Points on the smaller side behind a precision/recall/density/coverage column (its smallest over
+    configurations), where recorded."""
+    col = f"{names.eval_prdc_n(metric.rsplit('/', 1)[-1])}_mean"
+    if col in board and board[col].notna().any():
+        return int(board[col].min())
+    return None
+
+
+def is_prdc_metric(metric: str) -> bool:
+    return metric.startswith(names.PRDC_PREFIXES)
+
+
 def column_label(board: pd.DataFrame, metric: str) -> str:
     label = metric.removeprefix("eval/").replace("knn_error_pct/all", "knn_err%")
+    if is_prdc_metric(metric):
+        n = prdc_n(board, metric)
+        if n is not None:
+            small = is_small_knn_sample(n)
+            label += f" [n={n}{f' < {PRDC_MIN_SAMPLES}: small-sample' if small else ''}]"
+        return label
     if metric.startswith((names.EVAL_FID_PREFIX, names.EVAL_KID_PREFIX, names.EVAL_FID_INF_PREFIX)):
         n = fid_n(board, metric)
         if n is not None:
@@ -241,6 +270,9 @@ def records(board: pd.DataFrame) -> list[dict]:
             if metric.startswith(names.EVAL_FID_PREFIX):
                 n = fid_n(board, metric)
                 entry["small_sample"] = n is not None and is_small_sample(n)
+            elif is_prdc_metric(metric):
+                n = prdc_n(board, metric)
+                entry["small_sample"] = n is not None and is_small_knn_sample(n)
             metrics[metric] = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
         rec["metrics"] = metrics
         if "pareto" in board:
@@ -248,8 +280,18 @@ def records(board: pd.DataFrame) -> list[dict]:
                 "mark": row["pareto"], "dominated_by": row["pareto_by"] or None, "decided_by": row["pareto_metric"] or None,
                 "q": None if math.isnan(row["pareto_q"]) else float(row["pareto_q"]),
             }
+        rec["provenance"] = provenance_record(row.get(PROVENANCE, ""))
         out.append({k: (int(v) if hasattr(v, "item") and isinstance(v.item(), int) else v) for k, v in rec.items()})
     return out
+
+
+def provenance_record(value) -> dict | list | None:
+    """A configuration's generation-metric provenance for the JSON export: the params its seeds' FID, KID,
+    precision/recall, density/coverage and C_T were computed under; a list of them where its seeds differ; None
+    where not recorded."""
+    if not isinstance(value, str) or not value:
+        return None
+    return json.loads(value.removeprefix("mixed: "))
 
 
 def render(board: pd.DataFrame, fmt: str, vs_best: str | None = None) -> str:

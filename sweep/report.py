@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from evaluators import names
+from evaluators.metric_uncertainty import format_summary
+from evaluators.plots import precision_recall_plot
 from evaluators.report import write_html_report
 from sweep import leaderboard as lb
 from sweep.aggregate import SERVER_THREADS, trial_frame
@@ -87,6 +89,10 @@ def build_report(store: Store, sweep: str | None, path: Path, trade: Tradeoff | 
         tables.append((f"parameter importance ({IMPORTANCE_LEGEND})", importance_display(trade.importance)))
     if trade.notes:
         tables.append(("trade-off not shown in full", pd.DataFrame({"reason": trade.notes})))
+    if (kid := sampler_matrix(board, names.EVAL_KID_PREFIX)) is not None:
+        tables.append(("KID per configuration x sampler (mean ± 95% CI over seeds, n seeds)", kid))
+    if (pr := precision_recall_points(board)):
+        images.insert(0, ("sweep: precision vs recall per sampler", precision_recall_plot(pr)))
     if not trials.empty:
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
         if len(failed):
@@ -101,6 +107,34 @@ def build_report(store: Store, sweep: str | None, path: Path, trade: Tradeoff | 
     elif why:
         tables.insert(0, ("paper table not shown", pd.DataFrame({"reason": [why]})))
     return sweep_id, write_html_report(path, title, tables, images)
+
+
+def _samplers(board: pd.DataFrame, prefix: str) -> list[str]:
+    return sorted(m.removeprefix(prefix) for m in lb.metric_names(board) if m.startswith(prefix) and "/" not in m.removeprefix(prefix))
+
+
+def sampler_matrix(board: pd.DataFrame, prefix: str) -> pd.DataFrame | None:
+    """A configuration x sampler table of one generation metric (e.g. KID), 'mean ± ci95 (n=k)' per cell."""
+    samplers = _samplers(board, prefix)
+    if board.empty or not samplers:
+        return None
+    out = pd.DataFrame({"configuration": board["config_key"]})
+    for sampler in samplers:
+        out[sampler] = [format_summary(s, show_n=True) for s in lb.summaries(board, f"{prefix}{sampler}")]
+    return out
+
+
+def precision_recall_points(board: pd.DataFrame) -> list[tuple[str, str, float, float, float, float]]:
+    """(configuration, sampler, precision, ci95, recall, ci95) for every cell that has both."""
+    points = []
+    for sampler in _samplers(board, names.EVAL_PRECISION_PREFIX):
+        prec, rec = names.eval_precision(sampler), names.eval_recall(sampler)
+        if f"{rec}_mean" not in board:
+            continue
+        for key, p, r in zip(board["config_key"], lb.summaries(board, prec), lb.summaries(board, rec), strict=True):
+            if p.n and r.n:
+                points.append((key, sampler, p.mean, p.ci95, r.mean, r.ci95))
+    return points
 
 
 def _reproduction(store: Store, sweep_id: str) -> tuple[Reproduction | None, str]:

@@ -53,6 +53,23 @@ class EvaluationSpec(_Strict):
     samplers: list[str] = Field(default_factory=lambda: ["standard", "matched"], description="latent samplers for FID")
     fid_samples: int = Field(10_000, ge=0, le=1_000_000, description="generated images per sampler (0: no FID)")
     fid_reference_size: int | None = Field(None, ge=2, description="test images for FID reference statistics")
+    fid_reference: Literal["test", "train"] = Field(
+        "test",
+        description="reference images of every generation metric: unseen test images (Li & Blair) or as many of the "
+        "training images (Geng et al.)",
+    )
+    feature_extractors: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="feature spaces of the generation metrics, e.g. [inception-v3-fidhelper, dinov2-vit-l-14]: the "
+        "first gives eval/fid/..., each further one the same FD/KID/precision/recall/density/coverage under "
+        "eval/<extractor>/... (default: the Inception network alone); each one's files must be on this machine",
+    )
+    memorisation: bool = Field(
+        True,
+        description="per sampler, Meehan et al.'s C_T data-copying test and the copy fraction (one extra feature "
+        "pass over training images, cached); a copying configuration is flagged in the leaderboard",
+    )
     knn: bool = Field(True, description="KNN error against labelled subset size (Li & Blair Table 2)")
     plots: bool = Field(True, description="spectrum, latent scatter, eigen-images, samples, reconstructions")
     crossrun: bool = Field(True, description="angles between seeds, raw and Hungarian-aligned (sec. 4.2)")
@@ -67,6 +84,21 @@ class EvaluationSpec(_Strict):
 
         for name in v:
             sampler_latent.get(name)
+        return v
+
+    @field_validator("feature_extractors")
+    @classmethod
+    def _extractors(cls, v: list[str] | None) -> list[str] | None:
+        from evaluators.feature_extractor_files import missing_files
+
+        if v is None:
+            return v
+        if len(set(v)) != len(v):
+            raise ValueError("feature extractors must be distinct")
+        for name in v:
+            if missing := missing_files(name):
+                files = " and ".join(str(path) for path, _ in missing)
+                raise ValueError(f"{name!r} needs {files}, not on this machine (offline?); {missing[0][1]}")
         return v
 
     @model_validator(mode="after")

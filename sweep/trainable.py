@@ -99,6 +99,10 @@ def evaluate_and_log(
         knn=evaluation["knn"],
         plots=evaluation["plots"],
         fid_infinity=evaluation.get("fid_infinity", False),
+        fid_reference=evaluation.get("fid_reference", "test"),
+        memorisation=evaluation.get("memorisation", True),
+        fid_extractor=(evaluation.get("feature_extractors") or [None])[0],
+        extra_extractors=(evaluation.get("feature_extractors") or [None])[1:],
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     store.log_params(run_id, params)

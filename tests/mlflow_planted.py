@@ -19,7 +19,7 @@ def summary(mean: float, std: float, n: int, ci95: float | None = None) -> dict[
 
 def plant_sweep(uri: str, sweep_id: str, configs: list[dict]) -> tuple[str, dict[str, str]]:
     """A finished sweep run and one configuration run per entry of ``configs``: {"params": {...}, "metrics":
-    {metric: summary(...)}}; returns (experiment id, config key -> run id)."""
+    {metric: summary(...)}, optionally "tags": {...}}; returns (experiment id, config key -> run id)."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
     exp_id = exp.experiment_id if exp else client.create_experiment(DEFAULT_EXPERIMENT, artifact_location=artifact_root_for(uri))
@@ -37,7 +37,7 @@ def plant_sweep(uri: str, sweep_id: str, configs: list[dict]) -> tuple[str, dict
         seeds = int(next(iter(cfg["metrics"].values()))["_n"]) if cfg["metrics"] else 0
         metrics.append(Metric(names.SEEDS_FINISHED, float(seeds), ts, 0))
         client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
-                         tags=[RunTag(names.T_FLAGS, "")])
+                         tags=[RunTag(names.T_FLAGS, ""), *(RunTag(k, v) for k, v in cfg.get("tags", {}).items())])
         client.set_terminated(run.info.run_id)
         ids[key] = run.info.run_id
     client.set_terminated(parent.info.run_id)

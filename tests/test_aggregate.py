@@ -1,12 +1,13 @@
 """A configuration's trials -> the summaries, counts and flags its MLflow configuration run carries (planted frames)."""
 
+import json
 import math
 
 import pandas as pd
 import pytest
 
 from evaluators import names
-from sweep.aggregate import settled, summarize_configuration
+from sweep.aggregate import PROVENANCE, provenance_of, settled, summarize_configuration
 
 
 def _trials(rows):
@@ -38,3 +39,26 @@ def test_a_single_seed_gets_no_spread_and_no_seed_gets_only_its_count():
     assert f"{names.EVAL_ECCENTRICITY}_std" not in metrics and f"{names.EVAL_ECCENTRICITY}_ci95" not in metrics
     metrics, _ = summarize_configuration(_trials([{names.P_SEED: "0", "status": "FAILED", names.EVAL_ECCENTRICITY: math.nan}]))
     assert metrics[f"{names.EVAL_ECCENTRICITY}_n"] == 0 and names.EVAL_ECCENTRICITY not in metrics
+
+
+def test_a_copying_seed_is_flagged_per_sampler():
+    frame = _trials([
+        {names.P_SEED: "0", "status": "FINISHED", names.eval_ct("standard"): -9.2, names.eval_ct("gmm"): 0.4},
+        {names.P_SEED: "1", "status": "FINISHED", names.eval_ct("standard"): -1.0, names.eval_ct("gmm"): -0.3},
+    ])  # fmt: skip
+    _, tags = summarize_configuration(frame)
+    assert tags[names.T_FLAGS] == "data-copying standard: s0 (C_T -9.2)"
+
+
+def test_provenance_of_the_seeds_is_one_tag_or_mixed():
+    params = {k: "v" for k in names.PROVENANCE_PARAMS}
+    one = provenance_of(params)
+    assert json.loads(one) == params and provenance_of({names.P_METHOD: "eae"}) == ""  # no FID, no provenance
+    second = names.in_feature_space(names.P_FID_REFERENCE_STATS, "dinov2-vit-l-14")
+    assert json.loads(provenance_of({**params, second: "abc", names.P_METHOD: "eae"})) == {**params, second: "abc"}
+    other = provenance_of({**params, names.P_FID_REFERENCE_SPLIT: "train"})
+    rows = [{names.P_SEED: str(i), "status": "FINISHED", PROVENANCE: p} for i, p in enumerate([one, one])]
+    assert summarize_configuration(_trials(rows))[1][names.T_GEN_PROVENANCE] == one
+    rows[1][PROVENANCE] = other
+    mixed = summarize_configuration(_trials(rows))[1][names.T_GEN_PROVENANCE]
+    assert mixed.startswith("mixed: ") and len(json.loads(mixed.removeprefix("mixed: "))) == 2

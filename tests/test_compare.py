@@ -178,3 +178,50 @@ def test_cli_compares_two_planted_sweeps(planted):
 def test_cli_bad_input_exits_2_naming_the_field(planted, args, message):
     result = CliRunner().invoke(main, ["compare", *args, "--tracking-uri", planted])
     assert result.exit_code == 2 and message in result.output
+
+
+def _provenance(**changes) -> str:
+    p = {k: "x" for k in names.PROVENANCE_PARAMS}
+    p.update({names.P_FID_REFERENCE_SPLIT: "test", **changes})
+    return json.dumps(p, sort_keys=True)
+
+
+@pytest.fixture()
+def planted_fid(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    eae = {names.P_METHOD: "eae", names.P_LAMBDA: "1", names.P_MU: "1", names.P_LATENT_DIM: "8"}
+    fid = names.eval_fid("standard")
+    for sweep, split, value in (("sweep-a", "test", 30.0), ("sweep-b", "train", 20.0), ("sweep-c", "test", 25.0)):
+        plant_sweep(uri, sweep, [{
+            "params": eae, "metrics": {RECON: summary(0.1, 0.01, 3), fid: summary(value, 1.0, 3)},
+            "tags": {names.T_GEN_PROVENANCE: _provenance(**{names.P_FID_REFERENCE_SPLIT: split})},
+        }])  # fmt: skip
+    return uri
+
+
+def test_cli_refuses_generation_metrics_of_different_provenance_naming_what_differs(planted_fid):
+    def run(*args):
+        return CliRunner().invoke(main, ["compare", *args, "--tracking-uri", planted_fid])
+
+    refused = run("sweep-a", "sweep-b")
+    assert refused.exit_code == 2
+    assert "computed differently" in refused.output and "fid_reference: test in A, train in B" in refused.output
+    assert run("sweep-a", "sweep-b", "--metric", "recon_mse").exit_code == 0  # not a generation metric
+    same = run("sweep-a", "sweep-c", "--metric", "fid/standard", "--format", "json")
+    assert same.exit_code == 0 and json.loads(same.output)["deltas"][0]["delta"] == pytest.approx(-5.0)
+
+
+def test_provenance_differences_in_words():
+    a, b = json.loads(_provenance()), json.loads(_provenance(**{names.P_FID_SAMPLES: "1000"}))
+    assert cmp.provenance_differences(a, a) == []
+    assert cmp.provenance_differences(a, b) == [f"{names.P_FID_SAMPLES}: x in A, 1000 in B"]
+    assert cmp.provenance_differences(None, b) == ["provenance: not recorded in A, one provenance in B"]
+    assert cmp.provenance_differences([a, b], a) == ["provenance: mixed over seeds in A, one provenance in B"]
+
+
+def test_generation_metrics_of_every_feature_space_are_checked():
+    for metric in (names.eval_fid("gmm"), names.eval_coverage("flow"), names.eval_ct("standard"),
+                   names.in_feature_space(names.eval_kid("standard"), "dinov2-vit-l-14")):  # fmt: skip
+        assert cmp.is_generation_metric(metric), metric
+    for metric in (RECON, ECC, names.eval_knn_error("all"), names.XRUN_ANGLE_RAW):
+        assert not cmp.is_generation_metric(metric), metric

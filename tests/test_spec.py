@@ -100,3 +100,12 @@ def test_fid_infinity_is_off_by_default_and_needs_enough_samples():
     with pytest.raises(SpecError) as err:
         parse_spec({**GOOD, "evaluation": {"fid_infinity": True, "fid_samples": 5}})
     assert "evaluation:" in str(err.value) and "fid_infinity needs fid_samples >= 10" in str(err.value)
+
+
+def test_fid_reference_is_test_by_default_train_allowed_anything_else_refused():
+    assert parse_spec(GOOD).evaluation.fid_reference == "test" and parse_spec(GOOD).evaluation.memorisation is True
+    train = parse_spec({**GOOD, "evaluation": {"fid_reference": "train", "memorisation": False}})
+    assert train.evaluation.model_dump(mode="json")["fid_reference"] == "train"  # what the trainable receives
+    with pytest.raises(SpecError) as err:
+        parse_spec({**GOOD, "evaluation": {"fid_reference": "validation"}})
+    assert "evaluation.fid_reference" in str(err.value) and "'test' or 'train'" in str(err.value)

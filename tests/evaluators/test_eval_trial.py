@@ -1,3 +1,4 @@
+import hashlib
 import io
 import math
 
@@ -8,6 +9,7 @@ from PIL import Image
 from evaluators import names
 from evaluators.feature_extractor_inception_fidhelper import FeatureNet
 from evaluators.metric_crossrun import crossrun_metrics
+from evaluators.metric_fid import GENERATED_INPUT
 from evaluators.metric_fid_infinity import fid_infinity_sizes
 from evaluators.registry import UnknownNameError
 from evaluators.trial_eval import evaluate_configuration, evaluate_trial, fixed_subset
@@ -52,9 +54,21 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         assert metrics[names.eval_fid(s)] > 0
         assert metrics[names.eval_fid_n(s)] == 100
         assert metrics[names.eval_kid_std(s)] > 0 and metrics[names.eval_kid(s)] > 0
+        for key in (names.eval_precision, names.eval_recall, names.eval_f_score, names.eval_coverage):
+            assert 0 <= metrics[key(s)] <= 1
+        assert metrics[names.eval_density(s)] >= 0 and metrics[names.eval_prdc_n(s)] == 100  # the smaller side
+        assert 0 <= metrics[names.eval_copy_fraction(s)] <= 1 and metrics[names.eval_sampler_time(s)] >= 0
     assert names.eval_fid("generator") not in metrics and names.eval_kid("generator") not in metrics
     assert not any(k.startswith(names.EVAL_FID_INF_PREFIX) for k in metrics)  # FID-infinity is opt-in
+    stats_hash = params.pop(names.P_FID_REFERENCE_STATS)
+    assert len(stats_hash) == 16 and int(stats_hash, 16) >= 0
     assert params == {
+        names.P_FID_REFERENCE_SPLIT: "test",
+        names.P_GEN_EXTRACTOR_WEIGHTS: hashlib.sha256(b"").hexdigest()[:16],  # the pixel net has no weights
+        names.P_GEN_PREPROCESSING: "unrecorded",
+        names.P_GEN_INPUT: GENERATED_INPUT,
+        names.P_CT_TRAIN_SIZE: "200",  # as many training images as the test reference
+        names.P_CT_CELLS: "2",  # 100 generated samples: ~50 a cell
         names.P_SAMPLERS: "standard,matched,gmm,sphere,generator",
         names.P_FID_SAMPLES: "100",
         names.P_FID_SKIPPED: "generator",
@@ -62,6 +76,8 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
         names.P_FID_REFERENCE_SIZE: "200",
         names.P_KID_SUBSETS: "100",
         names.P_KID_SUBSET_SIZE: "50",
+        names.P_PRC_NEIGHBORHOOD: "3",
+        names.P_DC_NEIGHBORHOOD: "5",
     }
     # 600 training items: sizes 10, 100 and 'all' (1000, 10000 skipped)
     assert {k for k in metrics if k.startswith(names.EVAL_KNN_ERROR_PREFIX)} == {
@@ -82,8 +98,9 @@ def test_evaluate_trial_fast(tmp_path, mnist5k, trial, pixels_extractor, test_se
     html = artifacts[names.ARTIFACT_REPORT].decode()
     assert html.count("data:image/png;base64,") == len(pngs) and "Table 2" in html
     assert "KID std" in html and "small-sample (n &lt; 192)" in html
+    assert "coverage" in html and "k-NN metrics small-sample (n = 100 &lt; 500 a side)" in html
     assert artifacts[names.ARTIFACT_TABLE_KNN].decode().startswith("labelled,k,error_pct,std_pct,repeats")
-    assert len(list(tmp_path.glob("*.npz"))) == 1  # reference statistics cached
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # test and training reference statistics cached
 
 
 def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pixels_extractor):
@@ -107,13 +124,18 @@ def test_generator_sampler_used_when_model_has_one(tmp_path, mnist5k, trial, pix
     assert set(m) == {
         key(s)
         for s in ("matched", "generator")
-        for key in (names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std)
-    }
+        for key in (
+            names.eval_fid, names.eval_fid_n, names.eval_kid, names.eval_kid_std, names.eval_precision,
+            names.eval_recall, names.eval_f_score, names.eval_density, names.eval_coverage, names.eval_prdc_n,
+            names.eval_ct, names.eval_copy_fraction, names.eval_sampler_time,
+        )
+    }  # fmt: skip
 
 
-def test_kid_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, mnist5k, trial, pixel_net):
-    """The feature net sees the reference images once and each sampler's samples once, with or without KID and
-    FID-infinity: both are computed from the features FID already has."""
+def test_kid_prdc_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, mnist5k, trial, pixel_net):
+    """The feature net sees the reference images once, the training images once (for memorisation) and each
+    sampler's samples once, with or without KID, precision/recall/density/coverage, C_T and FID-infinity: all are
+    computed from the features FID already has."""
     from evaluators import trial_eval
 
     model, train_z, test_z = trial
@@ -127,10 +149,11 @@ def test_kid_and_fid_infinity_take_no_extra_network_pass(tmp_path, monkeypatch, 
         model, mnist5k, train_z, test_z, samplers=("standard", "matched"), fid_samples=150, fid_reference_size=300,
         fid_cache_dir=tmp_path, fid_batch_size=1000, fid_infinity=True, knn=False, plots=False,
     )  # fmt: skip
-    assert seen == [300, 150, 150]
+    assert seen == [300, 300, 150, 150]
     for s in ("standard", "matched"):
         assert m[names.eval_fid_n(s)] == 150 and math.isfinite(m[names.eval_fid_inf(s)])
         assert math.isfinite(m[names.eval_kid(s)]) and m[names.eval_kid_std(s)] > 0
+        assert 0 <= m[names.eval_precision(s)] <= 1 and 0 <= m[names.eval_coverage(s)] <= 1
     rows = a[names.ARTIFACT_TABLE_FID_INFINITY].decode().splitlines()
     assert rows[0] == "sampler,subset_size,fid" and len(rows) == 1 + 2 * len(fid_infinity_sizes(150))
     # the FID of all 150 samples is the fit's last point
@@ -219,3 +242,19 @@ def test_attribute_dataset_gives_table3_and_table4(trial, test_seed):
     assert gain[0] == "attribute,component,baseline_acc_pct,stump_acc_pct,gain_pct"
     assert gain[1].startswith("Smiling,p1,")
     assert names.ARTIFACT_TABLE_ATTRIBUTES in a
+
+
+def test_reference_split_is_a_param_and_changes_the_reference(tmp_path, mnist5k, trial, pixels_extractor):
+    model, train_z, test_z = trial
+    params = {}
+    for split in ("test", "train"):
+        _, params[split], _ = evaluate_trial(
+            model, mnist5k, train_z, test_z, samplers=("standard",), fid_samples=50, fid_reference_size=100,
+            fid_reference=split, memorisation=False, fid_extractor=pixels_extractor, fid_cache_dir=tmp_path,
+            knn=False, plots=False,
+        )  # fmt: skip
+        assert params[split][names.P_FID_REFERENCE_SPLIT] == split and params[split][names.P_FID_REFERENCE_SIZE] == "100"
+        assert names.P_CT_CELLS not in params[split]
+    assert params["test"][names.P_FID_REFERENCE_STATS] != params["train"][names.P_FID_REFERENCE_STATS]
+    with pytest.raises(ValueError, match="fid_reference must be one of test, train, got 'val'"):
+        evaluate_trial(model, mnist5k, train_z, test_z, fid_reference="val")
