@@ -19,8 +19,9 @@ from evaluators import names
 from evaluators.plots import trajectories_plot
 from evaluators.trial_eval import evaluate_trial
 from sweep.aggregate import refresh_configuration
+from sweep.models import log_trial_model
 from sweep.spec import SEARCH_OBJECTIVE, target_label
-from sweep.tracking import SPOOL_FILE, Store
+from sweep.tracking import SPOOL_FILE, Store, git_commit, package_version, with_retry
 from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import DivergedError, TrainResult, train
@@ -114,6 +115,20 @@ def evaluate_and_log(
     for name, data in artifacts.items():
         store.log_artifact_bytes(run_id, name, data)
     return metrics
+
+
+def log_model(store: Store, run_id: str, ctx: dict[str, Any], trial: dict[str, Any], result: TrainResult) -> None:
+    """The trained model as an MLflow logged model of the run (unless the spec's evaluation.log_model is 'none'),
+    once: a retried trial whose run already has one keeps it."""
+    if (ctx.get("evaluation") or {}).get("log_model", "all") == "none":
+        return
+    if with_retry(lambda: store.client.get_run(run_id)).data.tags.get(names.T_MODEL_ID):
+        return
+    tags = {
+        names.T_SWEEP_ID: ctx["sweep_id"], names.T_CONFIG_KEY: trial["config_key"], names.T_TRIAL_KEY: trial["key"],
+        names.T_GIT_COMMIT: git_commit(), names.T_VERSION: package_version(),
+    }
+    log_trial_model(store, run_id, result, result.epochs_run, tags)
 
 
 def search_trial(config: dict[str, Any], trial_id: str) -> dict[str, Any]:
@@ -278,6 +293,12 @@ def run_trial(config: dict[str, Any]) -> None:
         refresh_configurations(store, ctx, [trial], [cfg])
         raise
     final = {**evaluated, **log_final(store, run_id, result, time.perf_counter() - started)}
+    try:
+        log_model(store, run_id, ctx, trial, result)  # after the final metrics, which MLflow links to the model
+    except Exception as exc:
+        store.mark_failed(run_id, f"logging the model: {type(exc).__name__}: {exc}")
+        refresh_configurations(store, ctx, [trial], [cfg])
+        raise
     search = ctx.get("search")
     if search and search.get("target") is not None:
         final[SEARCH_OBJECTIVE] = with_search_objective({**result.metrics, **final}, search)[SEARCH_OBJECTIVE]
@@ -366,6 +387,7 @@ def run_packed_trial(ctx: dict[str, Any], trial: dict[str, Any]) -> None:
         try:
             evaluate_and_log(store, run_ids[k], cfgs[k], result, ctx.get("evaluation"))
             final = log_final(store, run_ids[k], result, time.perf_counter() - started)
+            log_model(store, run_ids[k], ctx, members[k], result)
         except Exception as exc:  # the others are still evaluated; a retry evaluates only this one again
             store.mark_failed(run_ids[k], f"{type(exc).__name__}: {exc}")
             errors.append(exc)
