@@ -151,10 +151,14 @@ def log_trial_model(store: Store, run_id: str, result, step: int, tags: dict[str
 def model_uri(store: Store, ref: str) -> str:
     """A model URI from a run id (the run's logged model) or a model URI (models:/..., runs:/..., a folder)."""
     if RUN_ID.match(ref):
+        from mlflow.exceptions import MlflowException
+
         try:
             run = with_retry(lambda: store.client.get_run(ref))
-        except Exception as exc:
-            raise ModelError(f"MODEL: no run {ref!r} in {store.uri} ({type(exc).__name__})") from None
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise  # refused, or the store unreachable: not the reference's fault
+            raise ModelError(f"MODEL: no run {ref!r} in {store.uri}") from None
         model_id = run.data.tags.get(names.T_MODEL_ID)
         if not model_id:
             raise ModelError(
