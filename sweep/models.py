@@ -116,10 +116,12 @@ def _requirements() -> list[str]:
 def log_trial_model(store: Store, run_id: str, result, step: int, tags: dict[str, str]) -> str:
     """Log the trial's trained model to its run as an MLflow logged model; returns the model id.
 
-    The model takes every param of the run (method, lambda, mu, d, dataset, arch, seed, the recon convention and
-    whatever else the run records) and the run's metrics at ``step`` are linked to it, so the experiment's Models tab
-    lists and sorts them. Call it after the final eval metrics are logged at ``step``."""
+    The model takes every param the run has so far (method, lambda, mu, d, dataset, arch, seed, and whatever else
+    the run records, a recon convention included) and is the run's output at ``step``. Log the final metrics after
+    it, with its id (``Store.log_metrics(..., model_id=...)``): the Models tab lists and sorts models by them, and
+    the run keeps one row per metric and step (MLflow's own linking would copy every metric at ``step``)."""
     import mlflow
+    from mlflow.entities import LoggedModelOutput
     from mlflow.models import infer_signature
 
     image_shape = tuple(result.data.image_shape)
@@ -127,25 +129,26 @@ def log_trial_model(store: Store, run_id: str, result, step: int, tags: dict[str
     example = result.data.test_x[:EXAMPLE_IMAGES].float().div(255.0)
     with torch.no_grad():
         signature = infer_signature(example.numpy(), model(example).numpy())
-    mlflow.set_tracking_uri(store.uri)
-    # the logged model belongs to the run's experiment (MLflow takes the active one), so its Models tab lists it
-    mlflow.set_experiment(experiment_id=with_retry(lambda: store.client.get_run(run_id)).info.experiment_id)
-    info = with_retry(
+    run = with_retry(lambda: store.client.get_run(run_id))
+    logged = with_retry(lambda: store.client.create_logged_model(
+        run.info.experiment_id, names.MODEL_NAME, source_run_id=run_id, tags=tags, params=run.data.params,
+        model_type=names.MODEL_TYPE,
+    ))
+    mlflow.set_tracking_uri(store.uri)  # where mlflow.pytorch writes the model's artifacts
+    with_retry(
         lambda: mlflow.pytorch.log_model(
             model,
             name=names.MODEL_NAME,
-            run_id=run_id,
+            model_id=logged.model_id,
             signature=signature,
             input_example=example.numpy(),
             pip_requirements=_requirements(),
             serialization_format="pickle",  # the whole module, so decode and sampling load too (pt2 keeps forward)
-            model_type=names.MODEL_TYPE,
-            step=step,
-            tags=tags,
         )
     )
-    store.set_tags(run_id, {names.T_MODEL_ID: info.model_id})
-    return info.model_id
+    with_retry(lambda: store.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)]))
+    store.set_tags(run_id, {names.T_MODEL_ID: logged.model_id})
+    return logged.model_id
 
 
 def model_uri(store: Store, ref: str) -> str:

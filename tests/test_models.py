@@ -23,8 +23,9 @@ def logged(tmp_path_factory):
     store = Store(f"sqlite:///{root / 'mlflow.db'}")
     run_id = store.client.create_run(store.experiment_id()).info.run_id
     store.log_params(run_id, {names.P_METHOD: "gmpdm", names.P_LATENT_DIM: "4", names.P_SEED: "3"})
-    store.log_metrics(run_id, {names.EVAL_RECON_MSE: 0.05}, step=1)
+    store.log_metrics(run_id, {names.TRAIN_LOSS: 0.2}, step=1)  # per epoch, as training logs it
     model_id = log_trial_model(store, run_id, result, 1, {names.T_SWEEP_ID: "unit"})
+    store.log_metrics(run_id, {names.EVAL_RECON_MSE: 0.05}, step=1, model_id=model_id)  # final, as the trial logs it
     return store, run_id, model_id, result
 
 
@@ -34,8 +35,14 @@ def test_logged_model_carries_the_runs_params_tags_and_linked_metrics(logged):
     assert model.source_run_id == run_id and model.name == names.MODEL_NAME
     assert model.params == {names.P_METHOD: "gmpdm", names.P_LATENT_DIM: "4", names.P_SEED: "3"}
     assert model.tags[names.T_SWEEP_ID] == "unit"
+    assert model.status == "READY" and model.model_type == names.MODEL_TYPE
     assert [(m.key, m.value, m.model_id) for m in model.metrics] == [(names.EVAL_RECON_MSE, 0.05, model_id)]
-    assert store.client.get_run(run_id).data.tags[names.T_MODEL_ID] == model_id
+    run = store.client.get_run(run_id)
+    assert run.data.tags[names.T_MODEL_ID] == model_id
+    assert [(o.model_id, o.step) for o in run.outputs.model_outputs] == [(model_id, 1)]
+    # one row per metric and step: nothing copied by linking
+    assert [m.value for m in store.client.get_metric_history(run_id, names.TRAIN_LOSS)] == [0.2]
+    assert [m.value for m in store.client.get_metric_history(run_id, names.EVAL_RECON_MSE)] == [0.05]
     # listed in the run's experiment (its Models tab), not in MLflow's default one
     listed = store.client.search_logged_models([store.experiment_id()])
     assert [m.model_id for m in listed] == [model_id]

@@ -183,7 +183,7 @@ def test_evaluate_changes_n_without_retraining_and_skips_what_it_did(sweeps):
         assert provenance["n"] == {"standard": 12} and provenance["reference"] == "16" and provenance["extractor"]
         assert run.data.params[names.P_FID_SAMPLES] == "8"  # what training's evaluation used stays recorded
         fid_history = store.client.get_metric_history(run.info.run_id, names.eval_fid_n("standard"))
-        assert sorted(m.value for m in fid_history) == [8.0, 8.0, 12.0]  # trained (and linked to the model), then new
+        assert sorted(m.value for m in fid_history) == [8.0, 12.0]  # as trained, then re-evaluated (the newer wins)
         model = store.client.get_logged_model(run.data.tags[names.T_MODEL_ID])
         assert 12.0 in [m.value for m in model.metrics if m.key == names.eval_fid_n("standard")]
     for config in store.config_runs(sweep_id):
