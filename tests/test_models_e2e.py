@@ -1,12 +1,21 @@
 """Real tiny sweeps through Ray and MLflow: every seed's model logged, then `esweep evaluate` with a new sample count
 (n changes, training untouched), `esweep sample`, `encode` and `promote`; `log_model: best` and `none`."""
 
+import html
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import numpy as np
 import pytest
 import torch
+from browser import chromium, needs_chromium, runs_table
 from click.testing import CliRunner
 from PIL import Image
 
@@ -16,7 +25,8 @@ from sweep.leaderboard import leaderboard
 from sweep.models import load_model
 from sweep.orchestrate import run_sweep
 from sweep.spec import SpecError, parse_spec
-from sweep.tracking import Store
+from sweep.tracking import Store, artifact_root_for
+from sweep.ui import server_command, server_env
 
 TINY_EVAL = {"fid_samples": 8, "fid_reference_size": 16, "samplers": ["standard", "gmm"], "knn": False,
              "plots": False, "crossrun": True}
@@ -207,3 +217,44 @@ def test_evaluate_bad_input_exits_2_naming_the_field(sweeps, args, message):
     ids = {"main": sweeps["main"].sweep_id, "none": sweeps["none"].sweep_id}
     out = invoke("evaluate", *(a.format(**ids) for a in args), "--tracking-uri", sweeps["uri"])
     assert out.exit_code == 2 and message in out.output, out.output
+
+
+@needs_chromium
+def test_mlflow_models_tab_in_a_real_browser_lists_every_model_with_its_metrics(sweeps, tmp_path):
+    """MLflow's own UI on loopback, its experiment's Models tab rendered by headless Chromium: one row per logged
+    model (the main sweep's 4 and the best-only sweep's 1), each with its run's recon MSE."""
+    uri, store = sweeps["uri"], Store(sweeps["uri"])
+    runs = [r for key in ("main", "best") for r in store.trial_runs(sweeps[key].sweep_id) if r.data.tags.get(names.T_MODEL_ID)]
+    expected = {r.data.tags[names.T_MODEL_ID]: r.data.metrics[names.EVAL_RECON_MSE] for r in runs}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(server_command(sys.executable, uri, port, artifact_root_for(uri)), env=server_env(),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/#/experiments/{runs[0].info.experiment_id}/models"
+        table = []
+        for attempt in range(3):  # the app fetches the models after the page loads; a loaded machine may be late
+            # wide, so ag-grid renders the metric columns rather than virtualising them away
+            res = chromium(["--window-size=9000,1200", "--virtual-time-budget=20000", "--dump-dom", url],
+                           tmp_path / f"profile-{attempt}")
+            table = [(row, cells) for row, cells in runs_table(res.stdout) if row.startswith("m-")]
+            if len(table) == len(expected):
+                break
+        assert {row for row, _ in table} == set(expected), res.stderr[-2000:]
+        for row, cells in table:
+            recon = [v for k, v in cells.items() if f'"{names.EVAL_RECON_MSE}"' in html.unescape(html.unescape(k))]
+            assert recon and float(recon[0]) == pytest.approx(expected[row], rel=1e-3), cells
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
