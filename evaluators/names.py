@@ -17,6 +17,8 @@ CONTROL_ABS_ERROR = "control/abs_error"
 
 # evaluation on the test set
 EVAL_ECCENTRICITY = "eval/eccentricity"
+# the same with the finite-sample spread of the eigenvalues removed (about sqrt(d / n) from n codes): what targets judge
+EVAL_ECCENTRICITY_DEBIASED = "eval/eccentricity_debiased"
 EVAL_RECON_MSE = "eval/recon_mse"
 EVAL_TRACE = "eval/cov_trace"
 EVAL_WALL_TIME = "eval/wall_time_s"
@@ -30,6 +32,8 @@ P_SEED = "seed"
 P_DATASET = "dataset"
 P_EPOCHS = "epochs"
 P_ARCH = "arch"
+P_RECON = "recon"  # the reconstruction term's units that lambda is weighed against: mean | sum | batch-sum
+P_RECON_SCALE = "recon_scale"
 P_BATCH_SIZE = "batch_size"
 P_LR = "lr"
 P_WEIGHT_DECAY = "weight_decay"
@@ -88,6 +92,10 @@ EVAL_KNN_ERROR_STD_PREFIX = "eval/knn_error_pct_std/"
 # attribute datasets, Table 3: error (percent) averaged over attributes
 EVAL_ATTR_DT1_ERROR = "eval/attr/dt1_error_pct"
 EVAL_ATTR_DT8_ERROR = "eval/attr/dt8_error_pct"
+# the trees on principal-component coordinates (sec. 4.1): axis-aligned splits on raw latent coordinates depend on an
+# arbitrary rotation, which the rotation-invariant eccentric loss leaves free; KNN is rotation-invariant already
+EVAL_ATTR_DT1_PC_ERROR = "eval/attr/dt1_pc_error_pct"
+EVAL_ATTR_DT8_PC_ERROR = "eval/attr/dt8_pc_error_pct"
 EVAL_ATTR_KNN20_ERROR = "eval/attr/knn20_error_pct"
 EVAL_ATTR_MAJORITY_ERROR = "eval/attr/majority_error_pct"
 

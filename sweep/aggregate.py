@@ -45,6 +45,7 @@ def trial_frame(store: Store, sweep_id: str, config_key: str | None = None) -> p
             **{k: p.get(k, "-") for k in GROUP_COLUMNS},
             names.P_SEED: p.get(names.P_SEED, "-"),
             names.P_DATASET: p.get(names.P_DATASET, ""),
+            names.P_RECON: p.get(names.P_RECON, "sum"),  # runs from before the recon param trained in per-image sums
             "status": run.info.status,
             "failure": t.get(names.T_FAILURE, ""),
             "run_id": run.info.run_id,

@@ -16,7 +16,7 @@ from sweep import leaderboard as lb
 from sweep.aggregate import GROUP_COLUMNS
 
 # a configuration's identity across sweeps: its config key minus anything one sweep gave it (run ids, trial ids)
-MATCH_COLUMNS = [*GROUP_COLUMNS, names.P_DATASET]
+MATCH_COLUMNS = [*GROUP_COLUMNS, names.P_DATASET, names.P_RECON]
 BOTH, ONLY_A, ONLY_B = "both", "only in A", "only in B"
 # summaries that say how a number was made rather than how good it is
 SKIPPED_PREFIXES = (*lb.HIDDEN_PREFIXES, names.EVAL_FID_N_PREFIX, names.EVAL_KID_STD_PREFIX, names.EVAL_KNN_ERROR_STD_PREFIX)

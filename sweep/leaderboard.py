@@ -21,6 +21,7 @@ FORMATS = ("table", "csv", "markdown", "json")
 STATS = ("mean", "std", "ci95", "n")
 DISPLAY_METRICS = (
     names.EVAL_ECCENTRICITY,
+    names.EVAL_ECCENTRICITY_DEBIASED,
     names.EVAL_RECON_MSE,
     names.XRUN_ANGLE_RAW,
     names.XRUN_ANGLE_ALIGNED,
@@ -74,6 +75,7 @@ def config_frame(store: Store, sweep_id: str) -> pd.DataFrame:
             "config_key": t.get(names.T_CONFIG_KEY, ""),
             **{k: p.get(k, "-") for k in GROUP_COLUMNS},
             names.P_DATASET: p.get(names.P_DATASET, ""),
+            names.P_RECON: p.get(names.P_RECON, "sum"),  # runs from before the recon param trained in per-image sums
             "fid_samples": p.get(names.P_FID_SAMPLES, ""),
             "run_id": run.info.run_id,
             "status": run.info.status,
@@ -218,7 +220,7 @@ def records(board: pd.DataFrame) -> list[dict]:
     """JSON rows: the configuration, its counts and flags, and per metric mean/std/ci95/n and the best/tie mark."""
     out = []
     for _, row in board.iterrows():
-        rec = {k: row[k] for k in ["config_key", *GROUP_COLUMNS, names.P_DATASET, "run_id", *COUNT_COLUMNS, "flags", "failure"]}
+        rec = {k: row[k] for k in ["config_key", *GROUP_COLUMNS, names.P_DATASET, names.P_RECON, "run_id", *COUNT_COLUMNS, "flags", "failure"]}
         metrics = {}
         for metric in metric_names(board):
             entry = {k: row[f"{metric}_{k}"] for k in STATS}

@@ -154,7 +154,6 @@ class Claim(_Strict):
 class Smoke(_Strict):
     note: str = Field(description="what differs from the paper's protocol, in words")
     overrides: dict[str, Any] = Field(description="spec fields replacing the paper's (evaluation merged key by key)")
-    lambda_scale: float = Field(1.0, gt=0, description="lambdas (grid and rows) multiplied by this at smoke scale")
     latent_dims: dict[int, int] = Field(default_factory=dict, description="the paper's d -> d at smoke scale")
 
 
@@ -247,16 +246,11 @@ def check_scale(scale: str) -> str:
 
 
 # --- the sweep ------------------------------------------------------------------------------------------------------
-def _clean(x: float) -> float:
-    return float(f"{x:.12g}")  # 3e-4 * 1000 is 0.30000000000000004; the grid and its keys want 0.3
-
-
 def scaled_params(table: PaperTable, row: Row, scale: str) -> dict[str, Any]:
-    """The configuration a row runs as at ``scale``: the paper's, or its smoke stand-in (lambda scaled, d mapped)."""
+    """The configuration a row runs as at ``scale``: the paper's, or its smoke stand-in (the paper's lambda, in the
+    paper's own reconstruction units, and d mapped)."""
     p = row.config.params()
     if scale == "smoke":
-        if p[names.P_LAMBDA] is not None:
-            p[names.P_LAMBDA] = _clean(p[names.P_LAMBDA] * table.smoke.lambda_scale)
         p[names.P_LATENT_DIM] = table.smoke.latent_dims.get(p[names.P_LATENT_DIM], p[names.P_LATENT_DIM])
     return p
 
@@ -271,12 +265,6 @@ def _merge(base: dict, override: dict) -> dict:
 def spec_dict(table: PaperTable, scale: str) -> dict[str, Any]:
     data = copy.deepcopy(table.sweep)
     if scale == "smoke":
-        k = table.smoke.lambda_scale
-        if "lambdas" in data:
-            data["lambdas"] = [_clean(x * k) for x in data["lambdas"]]
-        for entry in data.get("methods", []):
-            if isinstance(entry, dict) and entry.get("lambdas"):
-                entry["lambdas"] = [_clean(x * k) for x in entry["lambdas"]]
         data = _merge(data, table.smoke.overrides)
     return data
 

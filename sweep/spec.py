@@ -18,6 +18,7 @@ from trainers import methods, networks
 from trainers.config import DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TrainConfig
 from trainers.control import ControlConfig
 from trainers.datasets import DATASETS
+from trainers.methods.base import DEFAULT_RECON, ReconReduction
 
 
 class SpecError(ValueError):
@@ -165,6 +166,8 @@ class MethodEntry(_Strict):
     name: str
     lambdas: list[float] | None = Field(None, min_length=1)
     mus: list[float] | None = Field(None, min_length=1)
+    recon: ReconReduction | None = Field(None, description="this method's reconstruction units (default: the sweep's)")
+    recon_scale: float | None = Field(None, gt=0, description="this method's factor on the reconstruction term")
 
     @field_validator("name")
     @classmethod
@@ -197,6 +200,12 @@ class SweepSpec(_Strict):
     epochs: int = Field(5, ge=1, le=100_000)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=2, le=65_536)
     lr: float = Field(DEFAULT_LR, gt=0, le=1.0)
+    recon: ReconReduction = Field(
+        DEFAULT_RECON,
+        description="what lambda is weighed against: mean (squared error per pixel, the papers' units), sum (per "
+        "image, averaged over the batch) or batch-sum (summed over the minibatch too, Ghose eq. 2.2)",
+    )
+    recon_scale: float = Field(1.0, gt=0, description="factor on the reconstruction term (Tolstikhin et al.'s code: 0.05)")
     weight_decay: float = Field(DEFAULT_WEIGHT_DECAY, ge=0, le=1.0)
     max_train: int | None = Field(None, ge=2, description="use only the first N training images")
     resources: Resources = Field(default_factory=Resources)
@@ -322,6 +331,8 @@ def expand(spec: SweepSpec) -> list[TrialSpec]:
                 epochs=spec.epochs,
                 batch_size=spec.batch_size,
                 lr=spec.lr,
+                recon=entry.recon or spec.recon,
+                recon_scale=entry.recon_scale or spec.recon_scale,
                 weight_decay=spec.weight_decay,
                 max_train=spec.max_train,
                 data_root=spec.data_root,

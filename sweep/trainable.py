@@ -44,6 +44,8 @@ def trial_params(cfg: TrainConfig) -> dict[str, str]:
         names.P_DATASET: cfg.dataset,
         names.P_EPOCHS: str(cfg.epochs),
         names.P_ARCH: cfg.arch or "default",
+        names.P_RECON: cfg.recon,
+        names.P_RECON_SCALE: f"{cfg.recon_scale:g}",
         names.P_BATCH_SIZE: str(cfg.batch_size),
         names.P_LR: f"{cfg.lr:g}",
         names.P_WEIGHT_DECAY: f"{cfg.weight_decay:g}",
@@ -196,7 +198,8 @@ def _configuration_words(cfg: TrainConfig) -> str:
 
 
 def _training_words(cfg: TrainConfig) -> str:
-    return f"arch {cfg.arch or 'default'}, batch {cfg.batch_size}, lr {cfg.lr:g}"
+    scale = "" if cfg.recon_scale == 1.0 else f" x {cfg.recon_scale:g}"
+    return f"arch {cfg.arch or 'default'}, recon {cfg.recon}{scale}, batch {cfg.batch_size}, lr {cfg.lr:g}"
 
 
 def config_description(cfg: TrainConfig, n_seeds: int) -> str:

@@ -18,13 +18,13 @@ from trainers.loop import train
 D = 8
 
 
-def plant_spectrum(spread: float) -> torch.Tensor:
-    return torch.exp(-spread * torch.arange(D, dtype=torch.float64) / (D - 1))
+def plant_spectrum(spread: float, d: int = D) -> torch.Tensor:
+    return torch.exp(-spread * torch.arange(d, dtype=torch.float64) / (d - 1))
 
 
-def plant_spread(lam: float) -> float:
+def plant_spread(lam: float, midpoint: float = 0.1) -> float:
     # equilibrium spread falls smoothly with log(lambda): eccentricity 0.86 at 1e-5 down to 0.09 at 1e2
-    return 3.0 / (1.0 + math.exp((math.log(lam) - math.log(0.1)) / 3.0))
+    return 3.0 / (1.0 + math.exp((math.log(lam) - math.log(midpoint)) / 3.0))
 
 
 # the synthetic plant has no collapsed start to wait out (the default warm-up's reason): one epoch of it suffices
@@ -33,7 +33,7 @@ PLANT = {"warmup_steps": 40}
 
 def run_plant(
     cfg: ControlConfig, steps: int, seed: int, lag: float = 30.0, lam0: float = 1e-2, train_bias: float = 1.0,
-    epoch: int = 40,
+    epoch: int = 40, d: int = D, midpoint: float = 0.1,
 ):
     """Latents z ~ N(0, diag(s)) whose spread follows lambda with a first-order lag, like an AE under training.
     It starts a decade below the plant's midpoint (lambda 0.1), as a real run starts a decade from its target.
@@ -44,12 +44,12 @@ def run_plant(
     """
     gen = torch.Generator().manual_seed(seed)
     ctl = LambdaController(cfg, lam0)
-    spread, lam, true_ecc, lams = plant_spread(lam0), lam0, [], []
+    spread, lam, true_ecc, lams = plant_spread(lam0, midpoint), lam0, [], []
     for _ in range(steps):
-        spread += (plant_spread(lam) - spread) / lag
-        s = plant_spectrum(spread)
+        spread += (plant_spread(lam, midpoint) - spread) / lag
+        s = plant_spectrum(spread, d)
         true_ecc.append(eccentricity_from_spectrum(s))
-        z = torch.randn(100, D, generator=gen, dtype=torch.float64) * plant_spectrum(spread * train_bias).sqrt()
+        z = torch.randn(100, d, generator=gen, dtype=torch.float64) * plant_spectrum(spread * train_bias, d).sqrt()
         lam = ctl.update(z, reg_value=-math.log(lam) + 0.1 * float(torch.randn((), generator=gen)))
         if len(lams) % epoch == epoch - 1:
             ctl.calibrate(true_ecc[-1])
@@ -81,6 +81,35 @@ def test_settles_on_synthetic_plant_without_overshoot(lag, test_seed):
         assert crossing < 0.03, (target, lag, crossing)
         final_lams.append(lams[-1])
     assert final_lams[0] > final_lams[1] > final_lams[2]  # higher target eccentricity -> lower lambda
+
+
+def test_settles_at_d64_on_the_papers_targets_in_the_papers_lambda_range(test_seed):
+    """d = 64 as Li & Blair's CelebA runs, with the plant's lambdas where the papers' are (1e-6 .. 1e-1 around a
+    midpoint of 1e-4): Table 1's 0.092 and 0.19 lie below the ~0.13 that a plain estimate from the controller's
+    ~3,900 running codes reads for a sphere, so they are reachable only because the estimate is debiased."""
+    for target in (0.092, 0.19, 0.3):
+        cfg = ControlConfig(**PLANT, target_eccentricity=target, calibrate=False)
+        ecc, lams = run_plant(cfg, steps=1000, seed=test_seed, lam0=1e-3, d=64, midpoint=1e-4)
+        tail = ecc[-200:]
+        assert max(abs(e - target) for e in tail) < 0.02, (target, min(tail), max(tail), lams[-1])
+        assert cfg.lambda_min <= 1e-6 and 1e-7 < lams[-1] < 1.0
+
+
+def test_the_regulariser_error_is_relative_to_the_regularisers_own_scale(test_seed):
+    # the eccentric loss's scale grows ~10x from mu 1 to mu 64.5 at d = 64 (-24 vs -248 at the sphere): the same
+    # plant at 10x the scale, with its target 10x too, must move lambda exactly as the unscaled one does
+    trajectories = []
+    for scale in (1.0, 10.0):
+        ctl = LambdaController(ControlConfig(target_reg=20.0 * scale, warmup_steps=0), initial_lambda=1e-3)
+        gen = torch.Generator().manual_seed(test_seed + 1)
+        lam, lams = 1e-3, []
+        for _ in range(600):
+            reg = scale * (-10 * math.log(lam) + float(torch.randn((), generator=gen)))  # falls as lambda rises
+            lam = ctl.update(torch.randn(10, D, generator=gen), reg)
+            lams.append(lam)
+        trajectories.append(lams)
+    assert trajectories[0] == pytest.approx(trajectories[1], rel=1e-9)
+    assert trajectories[0][-1] == pytest.approx(math.exp(-2.0), rel=0.05)  # -10 log(lambda) = 20
 
 
 def test_regulariser_target_on_synthetic_plant(test_seed):
@@ -142,11 +171,11 @@ def test_control_rejected_for_method_without_lambda():
 
 
 def test_initial_lambda_must_lie_in_bounds():
-    ctl = ControlConfig(target_eccentricity=0.5, lambda_min=1e-3, lambda_max=1.0)
+    ctl = ControlConfig(target_eccentricity=0.5, lambda_min=1e-6, lambda_max=1e-2)
     assert TrainConfig(method="eae", control=ctl).effective_lambda == DEFAULT_INITIAL_LAMBDA
-    assert TrainConfig(method="eae", lam=0.5, control=ctl).effective_lambda == 0.5
+    assert TrainConfig(method="eae", lam=1e-3, control=ctl).effective_lambda == 1e-3
     with pytest.raises(ValidationError, match="outside"):
-        TrainConfig(method="eae", lam=10.0, control=ctl)
+        TrainConfig(method="eae", lam=0.1, control=ctl)
 
 
 def _tiny_cfg(seed: int, **control) -> TrainConfig:
@@ -162,7 +191,8 @@ def test_real_data_loop_reports_moves_lambda_and_resumes(test_seed):
     up = train(_tiny_cfg(test_seed, target_eccentricity=0.0), report=lambda m, s: reports.append((m, copy.deepcopy(s))))  # the loop hands live tensors
     assert len(up.control_trajectory) == 8
     assert up.metrics[names.CONTROL_FINAL_LAMBDA] > DEFAULT_INITIAL_LAMBDA  # eccentricity above 0 -> raise lambda
-    assert up.metrics[names.CONTROL_ABS_ERROR] == pytest.approx(up.metrics[names.EVAL_ECCENTRICITY])
+    # a target is judged on the eccentricity with its finite-sample spread removed
+    assert up.metrics[names.CONTROL_ABS_ERROR] == pytest.approx(up.metrics[names.EVAL_ECCENTRICITY_DEBIASED])
     assert reports[0][0][names.CONTROL_LAMBDA] == pytest.approx(up.control_trajectory[3][1])
     assert math.isfinite(reports[0][0][names.CONTROL_ECC_ESTIMATE])
     assert math.isfinite(reports[0][0][names.CONTROL_ECC_PROBE])  # eval-mode eccentricity of training images

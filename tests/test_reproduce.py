@@ -118,12 +118,12 @@ def test_planted_mu_table_matches_rows_by_scaled_configuration():
     # matched beats standard only at mu 1: the low-mu claim passes, the all-rows one fails
     board = _planted_board(
         table, "smoke", lambda r, k: 50.0 + (0 if k == "standard" else (-5 if r.config.mu == 1.0 else 5)))
-    assert set(board[names.P_LAMBDA]) == {"0.1", "1"}  # the paper's 1e-4 and 1e-3, x 1000 at smoke scale
+    assert set(board[names.P_LAMBDA]) == {"0.0001", "0.001"}  # the paper's own, in its units, at smoke scale too
     cells, claims = _statuses(table, board, "smoke")
     assert all(c.ours is not None for c in cells)
     assert claims["matched-beats-standard-low-mu"].ours == "pass"
     assert claims["matched-beats-standard"].ours == "fail" and claims["matched-beats-standard"].held == 2
-    # the same numbers under the paper's configurations do not match a smoke sweep's rows
+    # the same numbers under the paper's configurations (d = 64, not the smoke's 8) do not match a smoke sweep's rows
     cells, _ = _statuses(table, _planted_board(table, "paper", lambda r, k: 1.0), "smoke")
     assert all(c.ours is None and not c.ran for c in cells)
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from trainers import methods, networks
 from trainers.control import DEFAULT_INITIAL_LAMBDA, ControlConfig, check_method
 from trainers.datasets import DATASETS
+from trainers.methods.base import DEFAULT_RECON, ReconReduction
 
 # one source of defaults for the Python API, the spec and the CLI (Li & Blair sec. 4)
 DEFAULT_LR = 1e-4
@@ -25,6 +26,12 @@ class TrainConfig(BaseModel):
     latent_dim: int = Field(8, ge=2, le=4096, description="latent dimension d")
     lam: float | None = Field(None, ge=0.0, description="regulariser strength lambda (methods that take one)")
     mu: float | None = Field(None, gt=0.5, description="eccentric shape mu (methods that take one)")
+    recon: ReconReduction = Field(
+        DEFAULT_RECON,
+        description="units of the reconstruction term lambda is weighed against: mean (per pixel, the papers'), "
+        "sum (per image) or batch-sum (over the minibatch too)",
+    )
+    recon_scale: float = Field(1.0, gt=0.0, description="factor on the reconstruction term (Tolstikhin et al.: 0.05)")
     seed: int = Field(0, ge=0, description="seed for weights and batch order")
     epochs: int = Field(5, ge=1, le=100_000, description="training epochs")
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=2, description="batch size")

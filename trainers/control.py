@@ -13,13 +13,13 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evaluators.metric_eccentricity import eccentricity_from_spectrum, spectrum
+from evaluators.metric_eccentricity import eccentricity_debiased_from_spectrum, spectrum
 from trainers import methods
 
-# initial lambda when a controlled run gives no explicit lam: the geometric middle of 0.1..10, the range over which the
-# eccentric AE's eccentricity moves from about 0.5 down to 0.15 on mnist5k (d=8, 12 epochs), so that the controller
-# starts within about one decade of any reachable target
-DEFAULT_INITIAL_LAMBDA = 1.0
+# initial lambda when a controlled run gives no explicit lam: the middle (in log) of Li & Blair's EAE grid, 1e-6..1e-2
+# with the reconstruction a per-pixel mean (Table 1: eccentricity 0.75 down to 0.092), so that the controller starts
+# within about two decades of any target in that span
+DEFAULT_INITIAL_LAMBDA = 1e-4
 
 
 class ControlConfig(BaseModel):
@@ -31,15 +31,18 @@ class ControlConfig(BaseModel):
         None, ge=0.0, lt=10.0, description="eccentricity (std/mean of covariance eigenvalues) to hold"
     )
     target_reg: float | None = Field(None, description="value of the regulariser loss to hold instead")
-    reg_scale: float = Field(
-        20.0, gt=0.0, description="regulariser error is divided by this before the gains; ~10x its change per unit log(lambda)"
+    reg_scale: float | None = Field(
+        None,
+        gt=0.0,
+        description="the regulariser error is divided by this before the gains; default |target_reg|, the "
+        "regulariser's own scale (the eccentric loss's grows ~10x from mu 1 to 64.5 at d = 64)",
     )
     every: int = Field(1, ge=1, description="update lambda every K training steps")
     warmup_steps: int = Field(200, ge=0, description="steps at the initial lambda before the first update")
     kp: float = Field(6.0, ge=0.0, description="proportional gain on the error, in log(lambda) per unit error")
     ki: float = Field(0.1, ge=0.0, description="integral gain on the error, in log(lambda) per unit error per update")
     max_step: float = Field(0.1, gt=0.0, description="largest change of log(lambda) in one update")
-    lambda_min: float = Field(1e-5, gt=0.0, description="lambda is clamped to [lambda_min, lambda_max]")
+    lambda_min: float = Field(1e-7, gt=0.0, description="lambda is clamped to [lambda_min, lambda_max]")
     lambda_max: float = Field(1e2, gt=0.0, description="upper clamp of lambda")
     ema: float = Field(0.95, ge=0.0, lt=1.0, description="decay of the running latent mean and second moment")
     calibrate: bool = Field(
@@ -55,6 +58,8 @@ class ControlConfig(BaseModel):
             raise ValueError("ControlConfig needs exactly one of target_eccentricity and target_reg")
         if self.target_reg is not None and not math.isfinite(self.target_reg):
             raise ValueError(f"target_reg must be finite, got {self.target_reg}")
+        if self.target_reg == 0 and self.reg_scale is None:
+            raise ValueError("target_reg 0 has no scale of its own: give reg_scale (> 0)")
         if not self.lambda_min < self.lambda_max:
             raise ValueError(f"lambda_min {self.lambda_min:g} must be below lambda_max {self.lambda_max:g}")
         return self
@@ -62,6 +67,13 @@ class ControlConfig(BaseModel):
     @property
     def target(self) -> float:
         return self.target_eccentricity if self.target_eccentricity is not None else self.target_reg  # type: ignore[return-value]
+
+    @property
+    def error_scale(self) -> float:
+        """What the error is divided by: 1 for eccentricity, the regulariser's scale for ``target_reg``."""
+        if self.target_reg is None:
+            return 1.0
+        return self.reg_scale if self.reg_scale is not None else abs(self.target_reg)
 
 
 def check_method(method: str) -> None:
@@ -114,6 +126,7 @@ class LambdaController:
         self.step = 0
         self.prev_error: float | None = None
         self.ema_weight = 0.0  # 1 - ema**step: the bias correction
+        self.ema_sq_weight = 0.0  # sum of the squared EMA weights: the estimate's effective number of batches
         self.ema_mean: torch.Tensor | None = None
         self.ema_second: torch.Tensor | None = None
         self.ema_reg = 0.0
@@ -160,9 +173,14 @@ class LambdaController:
         self.ema_second.mul_(b).add_(second, alpha=1 - b)
         self.ema_reg = b * self.ema_reg + (1 - b) * reg_value
         self.ema_weight = b * self.ema_weight + (1 - b)
+        self.ema_sq_weight = b * b * self.ema_sq_weight + (1 - b) ** 2
         m, s = self.ema_mean / self.ema_weight, self.ema_second / self.ema_weight
-        # eccentricity of sec. 4.3 on the running covariance E[zz^T] - E[z]E[z]^T
-        self.ecc_estimate = eccentricity_from_spectrum(spectrum(s - torch.outer(m, m)))
+        # eccentricity of sec. 4.3 on the running covariance E[zz^T] - E[z]E[z]^T, less its finite-sample spread:
+        # the EMA holds (sum w)^2 / sum w^2 batches' worth of codes (~39 at ema 0.95), whose plain estimate reads
+        # ~sqrt(d / n) for a sphere, 0.13 at d = 64 and batch 100: more than Table 1's 0.092
+        dof = z.shape[0] * self.ema_weight**2 / self.ema_sq_weight - 1
+        cov = s - torch.outer(m, m)
+        self.ecc_estimate = eccentricity_debiased_from_spectrum(spectrum(cov), dof) if dof > 2 else math.nan
         self.reg_estimate = self.ema_reg / self.ema_weight
 
     def update(self, z_batch: torch.Tensor, reg_value: float) -> float:
@@ -175,9 +193,7 @@ class LambdaController:
         self._observe(z_batch, float(reg_value))
         cfg = self.config
         if self.step > cfg.warmup_steps and (self.step - cfg.warmup_steps) % cfg.every == 0:
-            error = self.estimate - cfg.target
-            if cfg.target_reg is not None:
-                error /= cfg.reg_scale
+            error = (self.estimate - cfg.target) / cfg.error_scale
             if math.isfinite(error):
                 delta = cfg.ki * error + (0.0 if self.prev_error is None else cfg.kp * (error - self.prev_error))
                 delta = max(-cfg.max_step, min(cfg.max_step, delta))
@@ -192,6 +208,7 @@ class LambdaController:
             "step": self.step,
             "prev_error": self.prev_error,
             "ema_weight": self.ema_weight,
+            "ema_sq_weight": self.ema_sq_weight,
             "ema_mean": None if self.ema_mean is None else self.ema_mean.clone(),
             "ema_second": None if self.ema_second is None else self.ema_second.clone(),
             "ema_reg": self.ema_reg,
@@ -206,6 +223,8 @@ class LambdaController:
         self.step = int(state["step"])
         self.prev_error = None if state["prev_error"] is None else float(state["prev_error"])
         self.ema_weight = float(state["ema_weight"])
+        b = self.config.ema  # a checkpoint from before the effective sample size: its stationary value
+        self.ema_sq_weight = float(state.get("ema_sq_weight", self.ema_weight**2 * (1 - b) / (1 + b)))
         self.ema_mean = None if state["ema_mean"] is None else state["ema_mean"].clone()
         self.ema_second = None if state["ema_second"] is None else state["ema_second"].clone()
         self.ema_reg = float(state["ema_reg"])

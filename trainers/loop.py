@@ -20,7 +20,8 @@ import torch
 from evaluators import names
 from evaluators.metric_convergence import convergence_metrics
 from evaluators.metric_eccentricity import (
-    eccentricity,
+    eccentricity_debiased,
+    eccentricity_debiased_from_spectrum,
     eccentricity_from_spectrum,
     latent_covariance,
     spectrum,
@@ -74,7 +75,7 @@ def build_model(cfg: TrainConfig, image_shape: tuple[int, int, int]) -> Autoenco
             f"architecture {arch_name!r} expects images {arch.image_shape}, dataset {cfg.dataset!r} has {image_shape}"
         )
     cls = methods.get(cfg.method)
-    return cls(arch, cfg.latent_dim, cfg.effective_lambda, cfg.effective_mu)
+    return cls(arch, cfg.latent_dim, cfg.effective_lambda, cfg.effective_mu, cfg.recon, cfg.recon_scale)
 
 
 def step_memory_format(device: torch.device, model: torch.nn.Module) -> torch.memory_format:
@@ -114,6 +115,7 @@ def evaluate(model: AutoencoderMethod, x: torch.Tensor, batch_size: int = 500) -
     ev = spectrum(latent_covariance(z))
     metrics = {
         names.EVAL_ECCENTRICITY: eccentricity_from_spectrum(ev),
+        names.EVAL_ECCENTRICITY_DEBIASED: eccentricity_debiased_from_spectrum(ev, len(z) - 1),
         names.EVAL_RECON_MSE: sq / x.numel(),
         names.EVAL_TRACE: float(ev.sum()),
     }
@@ -220,7 +222,7 @@ def train(
             if cfg.control.target_eccentricity is not None and cfg.control.calibrate:
                 # training images, not the test probe: the controller never sees test data
                 probe_z = encode_images(model, train_x[: cfg.eval_probe])
-                metrics[names.CONTROL_ECC_PROBE] = eccentricity(probe_z)
+                metrics[names.CONTROL_ECC_PROBE] = eccentricity_debiased(probe_z)
                 controller.calibrate(metrics[names.CONTROL_ECC_PROBE])
             metrics[names.CONTROL_LAMBDA] = controller.lam
             metrics[names.CONTROL_ECC_ESTIMATE] = controller.calibrated_ecc
@@ -246,7 +248,7 @@ def train(
         return TrainResult(
             model, data, metrics, ev.tolist(), test_z, cfg.epochs, train_z.cpu(), loss_history=loss_history
         )
-    controlled = final[names.EVAL_ECCENTRICITY] if cfg.control.target_eccentricity is not None else controller.reg_estimate
+    controlled = final[names.EVAL_ECCENTRICITY_DEBIASED] if cfg.control.target_eccentricity is not None else controller.reg_estimate
     metrics[names.CONTROL_FINAL_LAMBDA] = controller.lam
     metrics[names.CONTROL_ABS_ERROR] = abs(controlled - cfg.control.target)
     return TrainResult(

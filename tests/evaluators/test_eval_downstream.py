@@ -92,6 +92,25 @@ def test_attribute_errors_table3(test_seed):
         attribute_errors(tz, ty[:, 0], qz, qy)
 
 
+def test_principal_component_trees_undo_an_arbitrary_rotation(test_seed):
+    # the eccentric loss is rotation-invariant, so a run may hand back its latents in any rotation: a stump on raw
+    # coordinates then loses the attribute that lies along a principal axis, one on principal components does not
+    tz, ty = attribute_data(2000, test_seed)
+    qz, qy = attribute_data(1000, test_seed + 1)
+    rng = np.random.default_rng(test_seed + 2)
+    q, _ = np.linalg.qr(np.array([[1.0, 1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))  # 45 degrees in (z0, z1)
+    rot = q @ np.diag(rng.choice([-1.0, 1.0], 3))
+    m, per_attr = attribute_errors(tz @ rot, ty, qz @ rot, qy)
+    assert per_attr["dt1_pc"][0] < 2  # sign of the first principal component: one split, as before the rotation
+    # raw: coordinate 0 is now (z0 + z1)/sqrt(2) up to sign, whose sign disagrees with z0's on ~ atan(2/3)/pi of
+    # the points (~19%); a stump cannot do better than that on any one rotated coordinate
+    assert per_attr["dt1"][0] > 10
+    assert m[names.EVAL_ATTR_DT1_PC_ERROR] == pytest.approx(per_attr["dt1_pc"].mean())
+    assert m[names.EVAL_ATTR_DT8_PC_ERROR] == pytest.approx(per_attr["dt8_pc"].mean())
+    # KNN is rotation-invariant: the same neighbours, the same error
+    assert m[names.EVAL_ATTR_KNN20_ERROR] == pytest.approx(attribute_errors(tz, ty, qz, qy)[0][names.EVAL_ATTR_KNN20_ERROR])
+
+
 def test_single_component_gain_table4(test_seed):
     tz, ty = attribute_data(2000, test_seed)
     qz, qy = attribute_data(1000, test_seed + 1)

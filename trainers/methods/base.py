@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
@@ -19,9 +19,28 @@ class MethodOutput(NamedTuple):
     reg: torch.Tensor
 
 
-def recon_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    # L2 reconstruction (Li & Blair sec. 4): squared error summed over pixels, averaged over the batch (one op)
-    return F.mse_loss(x_hat, x, reduction="sum") / x.shape[0]
+# What lambda is weighed against: the units of the reconstruction term (README, "What lambda multiplies").
+#   mean:      squared error averaged over every pixel and image, torch's default; Li & Blair's lambda grids
+#              (Table 1: VAE beta 1e-3 -> eccentricity 0.25, WAE 0.1 -> 0.19) are only reachable in these units
+#   sum:       squared error summed over an image's pixels, averaged over the batch: c(x, y) = ||x - y||^2 per
+#              item, Tolstikhin et al. 2018 (WAE) sec. 4, whose code weighs it by 0.05 against lambda = 100
+#   batch-sum: summed over pixels and over the minibatch, Ghose 2020 eq. (2.2) (sum_i ||x_i - D(z_i)||^2)
+ReconReduction = Literal["mean", "sum", "batch-sum"]
+RECON_REDUCTIONS: tuple[str, ...] = get_args(ReconReduction)
+DEFAULT_RECON: ReconReduction = "mean"
+
+
+def recon_loss(x_hat: torch.Tensor, x: torch.Tensor, reduction: str = DEFAULT_RECON, scale: float = 1.0) -> torch.Tensor:
+    """``scale`` x the L2 reconstruction error in the units ``reduction`` names (see RECON_REDUCTIONS)."""
+    if reduction == "mean":
+        loss = F.mse_loss(x_hat, x)
+    elif reduction == "sum":
+        loss = F.mse_loss(x_hat, x, reduction="sum") / x.shape[0]
+    elif reduction == "batch-sum":
+        loss = F.mse_loss(x_hat, x, reduction="sum")
+    else:
+        raise ValueError(f"recon reduction {reduction!r} is not one of {', '.join(RECON_REDUCTIONS)}")
+    return loss if scale == 1.0 else loss * scale
 
 
 class AutoencoderMethod(nn.Module):
@@ -39,8 +58,20 @@ class AutoencoderMethod(nn.Module):
     default_mu: ClassVar[float | None] = None
     encoder_out_factor: ClassVar[int] = 1
 
-    def __init__(self, arch: Architecture, latent_dim: int, lam: float = 0.0, mu: float | None = None):
+    def __init__(
+        self,
+        arch: Architecture,
+        latent_dim: int,
+        lam: float = 0.0,
+        mu: float | None = None,
+        recon: str = DEFAULT_RECON,
+        recon_scale: float = 1.0,
+    ):
         super().__init__()
+        if recon not in RECON_REDUCTIONS:
+            raise ValueError(f"recon must be one of {', '.join(RECON_REDUCTIONS)}, got {recon!r}")
+        if not recon_scale > 0:
+            raise ValueError(f"recon_scale must be > 0, got {recon_scale}")
         if latent_dim < 2:
             raise ValueError(f"latent_dim must be >= 2, got {latent_dim}")
         if lam < 0:
@@ -53,6 +84,8 @@ class AutoencoderMethod(nn.Module):
         self.latent_dim = latent_dim
         self.lam = float(lam)
         self.mu = mu if mu is not None else self.default_mu
+        self.recon = recon
+        self.recon_scale = float(recon_scale)
         self.encoder, self.decoder = arch.build(latent_dim * self.encoder_out_factor, latent_dim)
         self.last_z: torch.Tensor | None = None
 
@@ -66,6 +99,10 @@ class AutoencoderMethod(nn.Module):
     def regulariser(self, z: torch.Tensor) -> torch.Tensor:
         return z.new_zeros(())
 
+    def recon_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction term lambda is weighed against, in this model's convention."""
+        return recon_loss(x_hat, x, self.recon, self.recon_scale)
+
     def training_latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)
 
@@ -78,7 +115,7 @@ class AutoencoderMethod(nn.Module):
     def compute_loss(self, x: torch.Tensor) -> MethodOutput:
         z = self.training_latent(x)
         self.last_z = z.detach()
-        recon = recon_loss(self.decode(z), x)
+        recon = self.recon_loss(self.decode(z), x)
         if torch.is_autocast_enabled(z.device.type):
             # pairwise distances and logs in bf16 would swamp the regulariser in rounding: fp32 here
             with torch.autocast(z.device.type, enabled=False):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from trainers.methods import register
-from trainers.methods.base import AutoencoderMethod, MethodOutput, recon_loss
+from trainers.methods.base import DEFAULT_RECON, AutoencoderMethod, MethodOutput
 from trainers.networks import Architecture
 
 GAMMA = 0.2  # eq. (9)'s gamma, ACAI's value (Berthelot et al. 2019 sec. 3)
@@ -52,8 +52,16 @@ class GMPDM(AutoencoderMethod):
     paper = "Geng et al. 2021, 'Generative Model without Prior Distribution Matching', eqs. (9)-(13)"
     takes_lambda = True
 
-    def __init__(self, arch: Architecture, latent_dim: int, lam: float = 0.0, mu: float | None = None):
-        super().__init__(arch, latent_dim, lam, mu)
+    def __init__(
+        self,
+        arch: Architecture,
+        latent_dim: int,
+        lam: float = 0.0,
+        mu: float | None = None,
+        recon: str = DEFAULT_RECON,
+        recon_scale: float = 1.0,
+    ):
+        super().__init__(arch, latent_dim, lam, mu, recon, recon_scale)
         self.latent_bn = nn.BatchNorm1d(latent_dim, affine=False)  # eq. (11)
         self.critic = arch.build(latent_dim, latent_dim)[0]
         self.generator = _mlp(latent_dim, latent_dim)
@@ -80,7 +88,7 @@ class GMPDM(AutoencoderMethod):
         alpha = torch.rand(len(x), 1, device=x.device, dtype=x.dtype) * ALPHA_MAX
         x_alpha = self.decode(alpha * z + (1 - alpha) * z.flip(0))
 
-        recon = recon_loss(x_hat, x)
+        recon = self.recon_loss(x_hat, x)
         reg = self.critic_score(x_alpha).pow(2).mean() + self.critic_score(x_hat).pow(2).mean()  # eq. (10)
         loss = recon + self.lam * reg
         ae_opt.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@ import torch
 
 from trainers.losses import rae_embedding_loss
 from trainers.methods import register
-from trainers.methods.base import AutoencoderMethod, MethodOutput, recon_loss
+from trainers.methods.base import AutoencoderMethod, MethodOutput
 
 # weight of the gradient penalty; a constant, not swept (lambda weighs the code penalty): pythae's RAE_GP default
 GRADIENT_PENALTY_WEIGHT = 1e-7
@@ -29,7 +29,7 @@ class RAEGP(AutoencoderMethod):
         z = self.encode(x)
         self.last_z = z.detach()
         x_hat = self.decode(z)
-        recon = recon_loss(x_hat, x)
+        recon = self.recon_loss(x_hat, x)
         reg = self.regulariser(z)
         gp = decoder_gradient_penalty(x_hat, z)
         # reg reports the lambda-weighted code penalty; the fixed-weight penalty enters the loss only

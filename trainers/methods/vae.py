@@ -5,7 +5,7 @@ import torch
 
 from trainers.losses import gaussian_kl
 from trainers.methods import register
-from trainers.methods.base import AutoencoderMethod, MethodOutput, recon_loss
+from trainers.methods.base import AutoencoderMethod, MethodOutput
 
 
 @register("vae")
@@ -27,6 +27,6 @@ class VAE(AutoencoderMethod):
         z = (
             mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         )  # reparameterisation, Kingma & Welling sec. 2.4
-        recon = recon_loss(self.decode(z), x)
+        recon = self.recon_loss(self.decode(z), x)
         reg = gaussian_kl(mean, logvar)
         return MethodOutput(recon + self.lam * reg, recon, reg)
