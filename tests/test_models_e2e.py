@@ -69,11 +69,9 @@ def test_every_seed_run_logs_a_model_listed_with_its_metrics(sweeps):
     for run in runs:
         model = listed[run.data.tags[names.T_MODEL_ID]]
         assert model.source_run_id == run.info.run_id
-        p = model.params
-        assert {p[k] for k in (names.P_METHOD, names.P_LATENT_DIM, names.P_DATASET, names.P_ARCH)} <= {
-            run.data.params[k] for k in (names.P_METHOD, names.P_LATENT_DIM, names.P_DATASET, names.P_ARCH)}
-        assert p[names.P_SEED] == run.data.params[names.P_SEED] and p[names.P_LAMBDA] == run.data.params[names.P_LAMBDA]
-        assert p[names.P_MU] == run.data.params[names.P_MU]
+        carried = (names.P_METHOD, names.P_LAMBDA, names.P_MU, names.P_LATENT_DIM, names.P_DATASET, names.P_ARCH,
+                   names.P_SEED, names.P_RECON, names.P_RECON_SCALE, names.P_FID_SAMPLES)
+        assert {k: model.params[k] for k in carried} == {k: run.data.params[k] for k in carried}
         assert model.tags[names.T_SWEEP_ID] == outcome.sweep_id and model.tags[names.T_GIT_COMMIT]
         assert model.tags[names.T_VERSION] and model.tags[names.T_CONFIG_KEY] == run.data.tags[names.T_CONFIG_KEY]
         linked = {m.key: m.value for m in model.metrics}
