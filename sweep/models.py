@@ -232,8 +232,9 @@ def best_model(store: Store, sweep: str, metric: str | None = None) -> BestModel
     except lb.LeaderboardError as exc:
         raise ModelError(str(exc).replace("--sort", "--metric")) from None
     if key is None:
-        raise ModelError(f"--metric: sweep {sweep_id} has no metric with a direction; give one of "
-                         f"{', '.join(lb.metric_names(board))}")
+        judged = [m for m in lb.metric_names(board) if lb.metric_mode(m)]
+        raise ModelError(f"SWEEP: sweep {sweep_id} has no finished seed with a metric to judge by"
+                         if not judged else f"--metric: give one of {', '.join(judged)}")
     mode = lb.metric_mode(key) or "min"
     ranked = board.dropna(subset=[f"{key}_mean"]).sort_values(f"{key}_mean", ascending=mode != "max")
     trials = store.trial_runs(sweep_id)
