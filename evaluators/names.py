@@ -316,3 +316,18 @@ def eval_ct(sampler: str) -> str:
 
 def eval_copy_fraction(sampler: str) -> str:
     return f"{EVAL_COPY_FRACTION_PREFIX}{sampler}"
+# --- models as first-class (issue 20) ------------------------------------------------------------------------------
+# each seed run's trained model is an MLflow logged model (name MODEL_NAME, linked to the run and to its eval/*
+# metrics); the run carries its id, so `load_model(run_id)` finds it with one read
+MODEL_NAME = "model"
+MODEL_TYPE = "autoencoder"
+T_MODEL_ID = "esweep.model_id"
+# `esweep evaluate`: what the last re-evaluation of a seed run used (JSON: n per sampler, reference size, extractor,
+# samplers, settings hash, when), and one marker per settings hash already evaluated, so a rerun skips it
+T_EVAL_PROVENANCE = "esweep.eval.provenance"
+T_EVAL_DONE_PREFIX = "esweep.eval.done/"
+# `esweep promote`: tags of a registered model version, beside T_SWEEP_ID and T_CONFIG_KEY (the summary is
+# "mean ± ci95 (n = N)" over the configuration's seeds)
+T_PROMOTED_METRIC = "esweep.metric"
+T_PROMOTED_SUMMARY = "esweep.metric_summary"
+T_PROMOTED_RUN = "esweep.run_id"

@@ -410,6 +410,143 @@ def compare(sweep_a, sweep_b, tracking_uri, metrics, fmt):
     click.echo(cmp.render(comparison, id_a, id_b, fmt))
 
 
+# --- models: sample, encode, promote, evaluate ---------------------------------------------------------------
+model_argument = click.argument("model")
+device_option = click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu or cuda.")
+
+
+def _load(store: Store, model: str, device: str):
+    """MODEL (a run id, a model URI, or SWEEP:best) loaded on ``device``; bad input exits 2."""
+    from sweep.models import ModelError, load_model, resolve_ref
+
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        fail(f"--device: {device!r} is not cpu, cuda or cuda:N")
+    try:
+        return load_model(resolve_ref(store, model), store.uri, device)
+    except ModelError as exc:
+        fail(str(exc))
+
+
+@main.command()
+@model_argument
+@tracking_option
+@click.option("--sampler", default="standard", show_default=True, help="A registered latent sampler.")
+@click.option("--n", "n", type=click.IntRange(1, 4096), default=64, show_default=True, help="Images to sample.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed (same seed, same images).")
+@click.option("--interpolate", nargs=2, default=None, metavar="A B",
+              help="Instead of sampling: decode the line between the encodings of images A and B.")
+@click.option("--steps", type=int, default=8, show_default=True, help="Images along the --interpolate line (>= 2).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="grid.png", show_default=True,
+              help="PNG grid to write.")
+@device_option
+def sample(model, tracking_uri, sampler, n, seed, interpolate, steps, output, device):
+    """Decode samples of MODEL (a run id, a model URI, or SWEEP:best) into a PNG grid, or with --interpolate A B a
+    latent interpolation between two images."""
+    from pathlib import Path
+
+    from evaluators import sampler_latent
+    from evaluators.plots import image_grid_plot
+    from evaluators.registry import UnknownNameError
+    from sweep.models import ModelError, read_images
+
+    try:
+        sampler_latent.get(sampler)
+    except UnknownNameError as exc:
+        fail(f"--sampler: {exc}")
+    store = Store(resolve_tracking_uri(tracking_uri))
+    loaded = _load(store, model, device)
+    try:
+        if interpolate:
+            a, b = (read_images(p, loaded.image_shape, f"--interpolate {p}") for p in interpolate)
+            if len(a) != 1 or len(b) != 1:
+                fail("--interpolate: A and B must be one image each (an image file, or an .npy of one image)")
+            images = loaded.interpolate(a[0], b[0], steps)
+            title = f"interpolation, {steps} steps"
+        else:
+            images = loaded.generate(n, sampler, seed)
+            title = f"samples: {sampler} (seed {seed})"
+    except (ModelError, sampler_latent.SamplerUnavailableError) as exc:
+        fail(str(exc))
+    Path(output).write_bytes(image_grid_plot(images.cpu(), ncols=min(8, len(images)), title=title))
+    click.echo(f"{len(images)} images -> {output}")
+
+
+@main.command()
+@model_argument
+@click.argument("images")
+@tracking_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="codes.npy", show_default=True,
+              help="The latents, an (N, d) float32 .npy.")
+@device_option
+def encode(model, images, tracking_uri, output, device):
+    """Encode IMAGES (a folder of images, or an .npy array (N, C, H, W)) with MODEL into an .npy of latents."""
+    import numpy as np
+
+    from sweep.models import ModelError, read_images
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    loaded = _load(store, model, device)
+    try:
+        codes = loaded.encode(read_images(images, loaded.image_shape))
+    except ModelError as exc:
+        fail(str(exc))
+    np.save(output, codes.cpu().numpy().astype(np.float32))
+    click.echo(f"{len(codes)} latents of dimension {loaded.latent_dim} -> {output}")
+
+
+@main.command()
+@click.argument("sweep")
+@tracking_option
+@click.option("--metric", default=None, help="Judge by this metric (default: the one the leaderboard judges by).")
+@click.option("--name", default=None, help="Registered model name (default: esweep-<spec name>).")
+def promote(sweep, tracking_uri, metric, name):
+    """Register SWEEP's best model (the best configuration's best seed) in MLflow's model registry, the version
+    tagged with the sweep, the configuration and its metric summary (mean ± ci95, n)."""
+    from sweep.models import ModelError, promote_best
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    try:
+        best, version = promote_best(store, sweep, metric, name)
+    except ModelError as exc:
+        fail(str(exc))
+    click.echo(f"registered {version.name} version {version.version}: sweep {best.sweep_id}, configuration "
+               f"{best.config_key}, {best.metric} {best.summary}; seed run {best.run_id}")
+
+
+@main.command()
+@click.argument("sweep")
+@tracking_option
+@click.option("--metric", "metrics", multiple=True,
+              help="What to evaluate (repeatable, or comma-separated): fid, fid_inf, knn. Default: fid.")
+@click.option("--fid-samples", type=int, default=1000, show_default=True, help="Generated images per sampler.")
+@click.option("--fid-reference-size", type=int, default=None, help="Test images for the FID reference (default: the sweep's).")
+@click.option("--samplers", default=None, help="Comma-separated latent samplers (default: the sweep's).")
+@click.option("--address", default=None, help="Attach to an existing Ray cluster ('auto' or ray://HOST:10001).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs for the local Ray started when no --address.")
+@click.option("--verbose", is_flag=True, help="Show Ray's and the tasks' logs.")
+def evaluate(sweep, tracking_uri, metrics, fid_samples, fid_reference_size, samplers, address, num_cpus, verbose):
+    """Re-evaluate SWEEP's logged models without retraining (Ray tasks), writing to the same seed runs, then
+    re-summarise its configurations and leaderboard. Models already evaluated with the same settings are skipped."""
+    from sweep.cluster import ClusterConfigError
+    from sweep.evaluate import EvaluateError, evaluate_sweep
+
+    store = Store(resolve_tracking_uri(tracking_uri))
+    split = [m.strip() for entry in metrics for m in entry.split(",") if m.strip()]
+    sampler_list = [s.strip() for s in (samplers or "").split(",") if s.strip()]
+    try:
+        outcome = evaluate_sweep(store, sweep, metrics=split, samplers=sampler_list, fid_samples=fid_samples,
+                                 fid_reference_size=fid_reference_size, address=address, num_cpus=num_cpus,
+                                 verbose=verbose)
+    except (EvaluateError, ClusterConfigError) as exc:
+        fail(str(exc))
+    s = outcome.settings
+    click.echo(f"sweep {outcome.sweep_id}: {len(outcome.evaluated)} model(s) evaluated, {len(outcome.skipped)} "
+               f"already evaluated with these settings ({s.digest}: {', '.join(s.metrics)}, samplers "
+               f"{', '.join(s.samplers)}, {s.fid_samples} samples) in {outcome.wall_time_s:.0f} s")
+    _, board = lb.leaderboard(store, outcome.sweep_id)
+    click.echo(lb.render(board, "table", lb.default_vs_best(board)))
+
+
 # --- cluster: jobs, resume, cleanup -----------------------------------------------------------------------
 jobs_address_option = click.option(
     "--address", required=True, envvar="RAY_API_SERVER_ADDRESS",

@@ -21,6 +21,7 @@ from sweep.aggregate import refresh_sweep
 from sweep.analysis import analyse_sweep
 from sweep.cleanup import ORPHAN_STATUS, close_orphans
 from sweep.cluster import check_tracking_store, resolve_storage
+from sweep.models import prune_to_best
 from sweep.report import publish_sweep_results
 from sweep.shutdown import Interrupted, reclaim, tune_stops_on_signals
 from sweep.spec import SweepSpec, TrialSpec, expand, spec_digest
@@ -334,7 +335,8 @@ def run_sweep(
     except Interrupted as exc:
         mark_interrupted(store, sweep_id, parent_run_id, exc, console)
         raise
-    return record_outcome(store, grid, SweepOutcome(sweep_id, parent_run_id, uri, storage), t0)
+    outcome = SweepOutcome(sweep_id, parent_run_id, uri, storage)
+    return record_outcome(store, grid, outcome, t0, log_model=spec.evaluation.log_model)
 
 
 def interrupted_reason(sweep_id: str, exc: Interrupted) -> str:
@@ -366,8 +368,11 @@ def _member_error(run, pack_error: str | None) -> str | None:
     return pack_error
 
 
-def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t0: float, step: int = 0) -> SweepOutcome:
-    """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished.
+def record_outcome(
+    store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t0: float, step: int = 0, log_model: str = "all"
+) -> SweepOutcome:
+    """After a fit (first run or resume, ``step`` counts them): statuses, orphaned runs closed, parent finished;
+    with ``log_model`` 'best', only each configuration's best seed keeps its logged model.
 
     Statuses are per grid trial: a pack reports each member, a diverged member as an ERROR of its own."""
     runs = None
@@ -390,6 +395,8 @@ def record_outcome(store: Store, grid: tune.ResultGrid, outcome: SweepOutcome, t
     store.log_artifact_bytes(parent, "trial_statuses.json", json.dumps(outcome.statuses, indent=1).encode())
     outcome.orphans_closed = close_orphans(store, outcome.sweep_id)  # the Tuner returned: no trial is live
     config_runs = refresh_sweep(store, outcome.sweep_id, finish=True)
+    if log_model == "best":
+        prune_to_best(store, outcome.sweep_id)
     analyse_sweep(store, outcome.sweep_id, parent, config_runs)
     publish_sweep_results(store, outcome.sweep_id, parent)
     description = with_retry(lambda: store.client.get_run(parent)).data.tags.get(

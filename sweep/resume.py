@@ -152,7 +152,7 @@ def resume_sweep(
         raise
     fits = len(with_retry(lambda: store.client.get_metric_history(run.info.run_id, "sweep/wall_time_s")))
     outcome = SweepOutcome(sweep_id, run.info.run_id, store.uri, storage)
-    return record_outcome(store, grid, outcome, t0, step=fits)
+    return record_outcome(store, grid, outcome, t0, step=fits, log_model=spec.evaluation.log_model)
 
 
 def print_outcome(outcome: SweepOutcome, console: Console) -> None:

@@ -76,6 +76,11 @@ class EvaluationSpec(_Strict):
     fid_infinity: bool = Field(
         False, description="FID-infinity per sampler (Chong & Forsyth 2020): subset FIDs extrapolated to n = infinity"
     )
+    log_model: Literal["all", "best", "none"] = Field(
+        "all",
+        description="log trained models to MLflow: every seed's, only each configuration's best seed by the judged "
+        "metric (the others are removed when the sweep ends), or none",
+    )
 
     @field_validator("samplers")
     @classmethod

@@ -383,10 +383,11 @@ class Store:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         with_retry(lambda: self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-        """With a spool, an unreachable server does not stop training: the batch waits in the spool."""
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, model_id: str | None = None) -> None:
+        """With a spool, an unreachable server does not stop training: the batch waits in the spool. ``model_id``
+        links the metrics to the run's logged model as well (its Models tab lists them)."""
         ts = int(time.time() * 1000)
-        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        batch = [Metric(k, float(v), ts, step, model_id=model_id) for k, v in metrics.items()]
         if self.spool_path is None:
             self._send_metrics(run_id, batch)
             return
@@ -398,7 +399,8 @@ class Store:
                 raise
             self.spool_path.parent.mkdir(parents=True, exist_ok=True)
             with self.spool_path.open("a") as f:
-                f.write(json.dumps({"run_id": run_id, "metrics": [[m.key, m.value, m.timestamp, m.step] for m in batch]}))
+                rows = [[m.key, m.value, m.timestamp, m.step, *([m.model_id] if m.model_id else [])] for m in batch]
+                f.write(json.dumps({"run_id": run_id, "metrics": rows}))
                 f.write("\n")
 
     def log_summary(self, run_id: str, metrics: dict[str, float], tags: dict[str, str], step: int = 0) -> None:

@@ -20,8 +20,9 @@ from evaluators import names
 from evaluators.plots import trajectories_plot
 from evaluators.trial_eval import evaluate_trial
 from sweep.aggregate import refresh_configuration
+from sweep.models import log_trial_model
 from sweep.spec import SEARCH_OBJECTIVE, target_label
-from sweep.tracking import SPOOL_FILE, Store
+from sweep.tracking import SPOOL_FILE, Store, git_commit, package_version, with_retry
 from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import DivergedError, TrainResult, train
@@ -66,11 +67,13 @@ def _load_checkpoint() -> dict[str, Any] | None:
         return torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
 
 
-def log_final(store: Store, run_id: str, result: TrainResult, wall_time: float) -> dict[str, float]:
+def log_final(
+    store: Store, run_id: str, result: TrainResult, wall_time: float, model_id: str | None = None
+) -> dict[str, float]:
     kept = ("eval/", names.CONTROL_FINAL_LAMBDA, names.CONTROL_ABS_ERROR, names.TRAIN_REL_IMPROVEMENT_TAIL, names.TRAIN_CONVERGED)
     final = {k: v for k, v in result.metrics.items() if k.startswith(kept)}
     final[names.EVAL_WALL_TIME] = wall_time
-    store.log_metrics(run_id, final, step=result.epochs_run)
+    store.log_metrics(run_id, final, step=result.epochs_run, model_id=model_id)
     store.log_artifact_bytes(run_id, names.ARTIFACT_SPECTRUM, json.dumps(result.spectrum).encode())
     return final
 
@@ -83,9 +86,15 @@ def encodings_npz(result: TrainResult) -> bytes:
 
 
 def evaluate_and_log(
-    store: Store, run_id: str, cfg: TrainConfig, result: TrainResult, evaluation: dict[str, Any] | None
+    store: Store,
+    run_id: str,
+    cfg: TrainConfig,
+    result: TrainResult,
+    evaluation: dict[str, Any] | None,
+    model_id: str | None = None,
 ) -> dict[str, float]:
-    """FID per sampler, downstream KNN, plots and the trial report (evaluators.trial_eval), logged to the run."""
+    """FID per sampler, downstream KNN, plots and the trial report (evaluators.trial_eval), logged to the run (and
+    linked to its logged model ``model_id``, if any)."""
     if evaluation is None:
         return {}
     metrics, params, artifacts = evaluate_trial(
@@ -106,7 +115,9 @@ def evaluate_and_log(
         generator=torch.Generator().manual_seed(cfg.seed),
     )
     store.log_params(run_id, params)
-    store.log_metrics(run_id, metrics, step=result.epochs_run)
+    if model_id is not None:
+        with_retry(lambda: store.client.log_model_params(model_id, params))
+    store.log_metrics(run_id, metrics, step=result.epochs_run, model_id=model_id)
     if evaluation["crossrun"]:
         artifacts[names.ARTIFACT_ENCODINGS] = encodings_npz(result)
     if result.control_trajectory:
@@ -126,6 +137,23 @@ def evaluate_and_log(
     for name, data in artifacts.items():
         store.log_artifact_bytes(run_id, name, data)
     return metrics
+
+
+def log_model(
+    store: Store, run_id: str, ctx: dict[str, Any], trial: dict[str, Any], result: TrainResult
+) -> str | None:
+    """The trained model as an MLflow logged model of the run, before its final metrics (unless the spec's
+    evaluation.log_model is 'none'); its id. Once: a retried trial whose run already has one keeps it."""
+    if (ctx.get("evaluation") or {}).get("log_model", "all") == "none":
+        return None
+    existing = with_retry(lambda: store.client.get_run(run_id)).data.tags.get(names.T_MODEL_ID)
+    if existing:
+        return existing
+    tags = {
+        names.T_SWEEP_ID: ctx["sweep_id"], names.T_CONFIG_KEY: trial["config_key"], names.T_TRIAL_KEY: trial["key"],
+        names.T_GIT_COMMIT: git_commit(), names.T_VERSION: package_version(),
+    }
+    return log_trial_model(store, run_id, result, result.epochs_run, tags)
 
 
 def search_trial(config: dict[str, Any], trial_id: str) -> dict[str, Any]:
@@ -301,7 +329,8 @@ def run_trial(config: dict[str, Any]) -> None:
 
     try:
         result = train(cfg, report=report, resume_state=state)
-        evaluated = evaluate_and_log(store, run_id, cfg, result, ctx.get("evaluation"))
+        model_id = log_model(store, run_id, ctx, trial, result)  # first: the final metrics are linked to it
+        evaluated = evaluate_and_log(store, run_id, cfg, result, ctx.get("evaluation"), model_id)
     except DivergedError as exc:
         _mark_diverged(store, run_id, str(exc))
         refresh_configurations(store, ctx, [trial], [cfg])
@@ -311,7 +340,7 @@ def run_trial(config: dict[str, Any]) -> None:
         store.mark_failed(run_id, f"{type(exc).__name__}: {exc}")
         refresh_configurations(store, ctx, [trial], [cfg])
         raise
-    final = {**evaluated, **log_final(store, run_id, result, time.perf_counter() - started)}
+    final = {**evaluated, **log_final(store, run_id, result, time.perf_counter() - started, model_id)}
     search = ctx.get("search")
     if search and search.get("target") is not None:
         final[SEARCH_OBJECTIVE] = with_search_objective({**result.metrics, **final}, search)[SEARCH_OBJECTIVE]
@@ -398,8 +427,9 @@ def run_packed_trial(ctx: dict[str, Any], trial: dict[str, Any]) -> None:
         if result is None or k in dead or k in done:
             continue
         try:
-            evaluate_and_log(store, run_ids[k], cfgs[k], result, ctx.get("evaluation"))
-            final = log_final(store, run_ids[k], result, time.perf_counter() - started)
+            model_id = log_model(store, run_ids[k], ctx, members[k], result)
+            evaluate_and_log(store, run_ids[k], cfgs[k], result, ctx.get("evaluation"), model_id)
+            final = log_final(store, run_ids[k], result, time.perf_counter() - started, model_id)
         except Exception as exc:  # the others are still evaluated; a retry evaluates only this one again
             store.mark_failed(run_ids[k], f"{type(exc).__name__}: {exc}")
             errors.append(exc)
