@@ -121,7 +121,9 @@ def test_trials_carry_fid_knn_and_plots_and_the_sweep_carries_crossrun_angles(fi
         assert {names.ARTIFACT_PLOT_SPECTRUM, names.ARTIFACT_PLOT_LATENT_2D, names.ARTIFACT_PLOT_EIGEN_IMAGES} <= plots
     _, board = leaderboard(store, outcome.sweep_id)
     ok = board[board["failed"] == 0]
-    assert (ok[f"{names.XRUN_ANGLE_RAW}_mean"].between(0, 90)).all()
+    # the mean angle between the two runs' codes of the same images: raw coordinates of independent runs are
+    # arbitrary up to rotation, so anything in [0, 180] (unrelated codes average 90); alignment can only lower it
+    assert (ok[f"{names.XRUN_ANGLE_RAW}_mean"].between(0, 180)).all()
     assert (ok[f"{names.XRUN_ANGLE_ALIGNED}_mean"] <= ok[f"{names.XRUN_ANGLE_RAW}_mean"] + 1e-6).all()
 
 
