@@ -316,6 +316,8 @@ def eval_ct(sampler: str) -> str:
 
 def eval_copy_fraction(sampler: str) -> str:
     return f"{EVAL_COPY_FRACTION_PREFIX}{sampler}"
+
+
 # --- models as first-class (issue 20) ------------------------------------------------------------------------------
 # each seed run's trained model is an MLflow logged model (name MODEL_NAME, linked to the run and to its eval/*
 # metrics); the run carries its id, so `load_model(run_id)` finds it with one read

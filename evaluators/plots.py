@@ -372,6 +372,9 @@ def parallel_coordinates_plot(
     ax.set_ylim(-0.08, 1.08)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title or "configurations: parameters -> metrics (each axis scaled to its range)", fontsize=10)
+    return _png(fig, path)
+
+
 def precision_recall_plot(
     points: Sequence[tuple[str, str, float, float, float, float]],
     title: str = "precision vs recall (Kynkäänniemi et al. 2019), mean ± 95% CI over seeds",

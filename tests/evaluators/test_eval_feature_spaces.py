@@ -68,8 +68,16 @@ def test_a_second_extractor_gives_the_same_metrics_in_its_own_space(tmp_path, mn
     assert params[names.in_feature_space(names.P_FID_REFERENCE_STATS, COARSE)] != params[names.P_FID_REFERENCE_STATS]
 
 
-def test_dinov2_needs_its_hub_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+@pytest.fixture
+def hub_dir(tmp_path):
+    # torch.hub.set_dir, not TORCH_HOME: an earlier test's set_dir (even restoring the default) outranks the variable
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub"
+    torch.hub.set_dir(old)
+
+
+def test_dinov2_needs_its_hub_files(tmp_path, hub_dir):
     missing = missing_files("dinov2-vit-l-14")
     assert [p.name for p, _ in missing] == ["facebookresearch_dinov2_main", "dinov2_vitl14_pretrain.pth"]
     assert "torch.hub.load('facebookresearch/dinov2', 'dinov2_vitl14')" in missing[0][1]
@@ -82,10 +90,9 @@ def test_dinov2_needs_its_hub_files(tmp_path, monkeypatch):
         missing_files("nope")
 
 
-def test_a_spec_asking_for_dinov2_offline_is_refused_before_ray_starts(tmp_path, monkeypatch):
+def test_a_spec_asking_for_dinov2_offline_is_refused_before_ray_starts(tmp_path, hub_dir):
     from sweep.cli import main
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "name: fd-dinov2\nmethods: [ae]\nevaluation:\n  feature_extractors: [inception-v3-fidhelper, dinov2-vit-l-14]\n"
