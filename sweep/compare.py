@@ -96,7 +96,7 @@ def check_provenance(a: pd.DataFrame, b: pd.DataFrame, metrics: list[str]) -> No
 def _by_key(board: pd.DataFrame) -> dict[tuple, pd.Series]:
     if board.empty:
         return {}
-    return {tuple(str(row[c]) for c in MATCH_COLUMNS): row for _, row in board.iterrows()}
+    return {tuple(str(row.get(c, "-")) for c in MATCH_COLUMNS): row for _, row in board.iterrows()}
 
 
 def _summary(row: pd.Series | None, metric: str) -> Summary:

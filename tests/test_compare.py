@@ -129,7 +129,7 @@ def test_configurations_in_one_sweep_only_are_listed_not_compared():
     doc = json.loads(cmp.render(out, "sA", "sB", "json"))
     assert [d[names.P_LAMBDA] for d in doc["deltas"]] == ["1"]
     assert doc["only_in_a"] == [{names.P_METHOD: "ae", names.P_TARGET: "-", names.P_LAMBDA: "-", names.P_MU: "-",
-                                 names.P_LATENT_DIM: "8", names.P_DATASET: "mnist5k"}]
+                                 names.P_LATENT_DIM: "8", names.P_DATASET: "mnist5k", names.P_RECON: "-"}]
     header = cmp.render(out, "sA", "sB", "csv").splitlines()[0].split(",")
     assert {"present", "metric", "a_mean", "b_mean", "delta", "delta_ci95", "p", "significant", "verdict"} <= set(header)
     markdown = cmp.render(out, "sA", "sB", "markdown")

@@ -64,7 +64,7 @@ def test_log_final_logs_the_convergence_metrics_once_at_the_last_epoch():
         def __init__(self):
             self.metrics, self.artifacts = [], []
 
-        def log_metrics(self, run_id, metrics, step=0):
+        def log_metrics(self, run_id, metrics, step=0, model_id=None):
             self.metrics.append((step, dict(metrics)))
 
         def log_artifact_bytes(self, run_id, name, data):
