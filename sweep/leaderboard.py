@@ -259,7 +259,8 @@ def records(board: pd.DataFrame) -> list[dict]:
     """JSON rows: the configuration, its counts and flags, and per metric mean/std/ci95/n and the best/tie mark."""
     out = []
     for _, row in board.iterrows():
-        rec = {k: row[k] for k in ["config_key", *GROUP_COLUMNS, names.P_DATASET, names.P_RECON, "run_id", *COUNT_COLUMNS, "flags", "failure"]}
+        rec = {k: row[k] for k in ["config_key", *GROUP_COLUMNS, names.P_DATASET, "run_id", *COUNT_COLUMNS, "flags", "failure"]}
+        rec[names.P_RECON] = row.get(names.P_RECON, "-")
         metrics = {}
         for metric in metric_names(board):
             entry = {k: row[f"{metric}_{k}"] for k in STATS}

@@ -14,7 +14,6 @@ import pandas as pd
 
 from evaluators import names
 from evaluators.metric_uncertainty import format_summary
-from evaluators.plots import precision_recall_plot
 from evaluators.report import write_html_report
 from sweep import leaderboard as lb
 from sweep.aggregate import SERVER_THREADS, trial_frame
@@ -92,6 +91,10 @@ def build_report(store: Store, sweep: str | None, path: Path, trade: Tradeoff | 
     if (kid := sampler_matrix(board, names.EVAL_KID_PREFIX)) is not None:
         tables.append(("KID per configuration x sampler (mean ± 95% CI over seeds, n seeds)", kid))
     if (pr := precision_recall_points(board)):
+        from evaluators.plots import (
+            precision_recall_plot,  # matplotlib and torch only when there is something to plot
+        )
+
         images.insert(0, ("sweep: precision vs recall per sampler", precision_recall_plot(pr)))
     if not trials.empty:
         failed = trials[trials["status"] != "FINISHED"][["config_key", "seed", "status", "failure"]]
