@@ -51,6 +51,15 @@ def _seed_everything(test_seed):
     torch.manual_seed(test_seed)
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: the 2 shared cores are not oversubscribed by intra-op threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A fresh 2-CPU local Ray for one test module (address='local': never a cluster another test started)."""

@@ -16,13 +16,7 @@ from evaluators import names
 from trainers.config import TrainConfig
 from trainers.loop import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codes(seed: int, **cfg) -> tuple[dict[str, float], torch.Tensor]:
