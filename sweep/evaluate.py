@@ -160,7 +160,6 @@ def models_of(store: Store, sweep_id: str) -> list:
 
 def prepare(store: Store, sweep: str, metrics, samplers, fid_samples: int, fid_reference_size: int | None):
     """Everything checked before Ray starts: the sweep, its models, its spec and the settings."""
-    from sweep.orchestrate import SPEC_ARTIFACT
     from sweep.spec import parse_spec
 
     run = store.sweep_run(sweep)
@@ -171,7 +170,7 @@ def prepare(store: Store, sweep: str, metrics, samplers, fid_samples: int, fid_r
     if not runs:
         raise EvaluateError(f"SWEEP: sweep {sweep_id} has no logged models to evaluate (it ran with "
                             "evaluation.log_model 'none', or before models were logged); rerun it with 'all' or 'best'")
-    spec = parse_spec(yaml.safe_load(store.read_artifact_bytes(run.info.run_id, SPEC_ARTIFACT)))
+    spec = parse_spec(yaml.safe_load(store.read_artifact_bytes(run.info.run_id, names.ARTIFACT_SPEC)))
     settings = check_settings(metrics, samplers, fid_samples, fid_reference_size, spec.evaluation.model_dump())
     return run, sweep_id, runs, spec, settings
 
