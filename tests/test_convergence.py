@@ -12,14 +12,7 @@ from evaluators.metric_convergence import convergence_metrics
 from trainers.config import TrainConfig
 from trainers.loop import TrainResult, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # shared CPUs: one thread avoids oversubscribing them
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_cfg(epochs: int) -> TrainConfig:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from evaluators import names
 from trainers import methods
 from trainers.config import TrainConfig
 from trainers.loop import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # shared CPUs: one thread avoids oversubscribing them
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("name", methods.METHODS.names())

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from ray import tune
 
 from evaluators import names
@@ -156,15 +155,6 @@ class _FakeTune:
             with checkpoint.as_directory() as d:
                 (self.root / "ckpt").mkdir(exist_ok=True)
                 (self.root / "ckpt" / trainable.CHECKPOINT_FILE).write_bytes((Path(d) / trainable.CHECKPOINT_FILE).read_bytes())
-
-
-@pytest.fixture
-def one_thread():
-    """As in a 1-CPU Ray worker: on this small a model, threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _context(tmp_path: Path, spec, sweep_id: str) -> tuple[Store, dict]:

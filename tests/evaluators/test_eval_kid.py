@@ -11,13 +11,7 @@ from evaluators.metric_kid import KID_SUBSET_SIZE, kid_from_features, kid_subset
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small matmuls on shared cores: one thread, no spin-waiting on a busy second one
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def gaussian(rng, n, dim=16, shift=0.0):
