@@ -43,6 +43,7 @@ def trial_frame(store: Store, sweep_id: str, config_key: str | None = None) -> p
     rows = []
     for run in store.trial_runs(sweep_id, config_key):
         p, m, t = run.data.params, run.data.metrics, run.data.tags
+        p = {**p, **evaluated_params(t)}  # `esweep evaluate` wrote newer generation metrics: their provenance
         row = {
             "config_key": t.get(names.T_CONFIG_KEY, ""),
             **{k: p.get(k, "-") for k in GROUP_COLUMNS},
@@ -60,6 +61,23 @@ def trial_frame(store: Store, sweep_id: str, config_key: str | None = None) -> p
         row.update({k: v for k, v in m.items() if k.startswith(FINAL_PREFIXES) and k not in HIDDEN_METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def is_provenance_param(key: str) -> bool:
+    """A param that says how generation metrics were computed (names.PROVENANCE_PARAMS, also per feature space)."""
+    return key in names.PROVENANCE_PARAMS or ("." in key and key.split(".", 1)[1] in names.PROVENANCE_PARAMS)
+
+
+def evaluated_params(tags: dict[str, str]) -> dict[str, str]:
+    """The provenance params of a seed run's latest `esweep evaluate` (tag T_EVAL_PROVENANCE), {} where none."""
+    raw = tags.get(names.T_EVAL_PROVENANCE)
+    if not raw:
+        return {}
+    try:
+        found = json.loads(raw).get("params", {})
+    except (ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def provenance_of(params: dict[str, str]) -> str:

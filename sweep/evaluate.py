@@ -21,6 +21,7 @@ from evaluators import names
 from evaluators.metric_fid import DEFAULT_BATCH_SIZE
 from evaluators.metric_fid_infinity import FID_INF_MIN_SAMPLES
 from evaluators.registry import Registry, UnknownNameError
+from sweep.aggregate import is_provenance_param
 from sweep.tracking import Store, with_retry
 
 CPU_FID_BATCH = 16  # Inception on CPU: 5.2 img/s at batch 16 vs 4.0 at 64 on 2 threads (issue 20's measurement)
@@ -139,6 +140,9 @@ def evaluate_run(tracking_uri: str, run_id: str, settings: Settings, data_root: 
         "reference": eval_params.get(names.P_FID_REFERENCE_SIZE), "extractor": eval_params.get(names.P_FID_EXTRACTOR),
         "skipped_samplers": eval_params.get(names.P_FID_SKIPPED, ""), "wall_time_s": round(time.perf_counter() - started, 2),
         "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # the generation metrics' provenance params as this evaluation computed them (params are immutable in
+        # MLflow, so the run's own still say how it was trained and first evaluated); the leaderboard reads these
+        "params": {k: v for k, v in eval_params.items() if is_provenance_param(k)},
     }
     store.set_tags(run_id, {names.T_EVAL_PROVENANCE: json.dumps(provenance), done_tag: json.dumps(settings.asdict())})
     return {"run_id": run_id, "skipped": False, "metrics": metrics, "provenance": provenance}

@@ -197,6 +197,11 @@ def test_evaluate_changes_n_without_retraining_and_skips_what_it_did(sweeps):
     for config in store.config_runs(sweep_id):
         assert config.data.metrics[names.eval_fid_n("standard")] == 12
         assert config.data.metrics[f"{names.eval_fid_n('standard')}_n"] == 2
+        # the configuration's provenance is the evaluation's, not the training's (its params stay as trained)
+        gen = json.loads(config.data.tags[names.T_GEN_PROVENANCE])
+        assert gen[names.P_FID_SAMPLES] == "12" and gen[names.P_FID_REFERENCE_SIZE] == "16", gen
+    board = json.loads(invoke("leaderboard", sweep_id, "--format", "json", "--tracking-uri", uri).output)
+    assert all(row["provenance"][names.P_FID_SAMPLES] == "12" for row in board), board
     again = invoke("evaluate", sweep_id, "--fid-samples", "12", "--samplers", "standard", "--tracking-uri", uri)
     assert again.exit_code == 0 and "0 model(s) evaluated, 4 already evaluated" in again.output, again.output
 
