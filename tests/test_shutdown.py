@@ -42,12 +42,19 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def _default_signals() -> None:
+    # as a terminal starts it: a suite run under nohup would otherwise hand esweep SIGHUP already ignored, which
+    # esweep keeps ignored by design (test_a_signal_ignored_on_entry_stays_ignored_...), and the SIGHUP cases fail
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _esweep(args: list[str], cwd: Path, log: Path, **env: str) -> subprocess.Popen:
-    """`esweep ARGS` in a session of its own (as a terminal or a process manager starts it)."""
+    """`esweep ARGS` in a session of its own (as a terminal or a process manager starts it), default signal dispositions."""
     env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_signals)
 
 
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path):
