@@ -85,7 +85,7 @@ def provenance_of(params: dict[str, str]) -> str:
     if names.P_FID_EXTRACTOR not in params:
         return ""
     # with the provenance of each further feature space ('<extractor>.fid_reference', ...)
-    further = {k: v for k, v in params.items() if "." in k and k.split(".", 1)[1] in names.PROVENANCE_PARAMS}
+    further = {k: v for k, v in params.items() if "." in k and is_provenance_param(k)}
     return json.dumps({**{k: params.get(k) for k in names.PROVENANCE_PARAMS}, **further}, sort_keys=True)
 
 
